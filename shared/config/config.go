@@ -1,0 +1,299 @@
+// Package config reads fintrans's configuration from environment variables.
+// Every mode (OpenFaaS, Knative, the local binary) uses the same names; an
+// invalid value is an error that names the variable.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/fintrans/fintrans/shared/money"
+)
+
+// Config is the whole configuration. Zero values are never used: Load fills
+// every field with its default first.
+type Config struct {
+	// Redis
+	RedisURL          string // REDIS_URL; empty means "embedded" where a binary supports it
+	RedisPassword     string // REDIS_PASSWORD or the file named by REDIS_PASSWORD_FILE
+	RedisCAFile       string // REDIS_CA_FILE: PEM CA for rediss:// URLs
+	RedisCluster      bool   // REDIS_CLUSTER: force cluster mode for a single seed address
+	RedisPoolSize     int    // REDIS_POOL_SIZE (0: go-redis default)
+	RedisPasswordFrom string // where the password came from (for logs; never the password)
+
+	// Detection
+	Threshold            money.Cents   // FRAUD_THRESHOLD (10000)
+	WindowSize           time.Duration // WINDOW_SIZE (10m)
+	WindowSlide          time.Duration // WINDOW_SLIDE (2m)
+	AllowedLateness      time.Duration // ALLOWED_LATENESS (1h)
+	AlertMaxTransactions int           // ALERT_MAX_TRANSACTIONS (50)
+	StateTTL             time.Duration // STATE_TTL (24h): idle time after which a pair's state expires
+
+	// Sinks and Kafka
+	KSink             string   // K_SINK: Knative sink URL for alerts (detect) or transfers (generator)
+	KafkaBrokers      []string // KAFKA_BROKERS, comma-separated
+	KafkaVersion      string   // KAFKA_VERSION (sarama version string, default 2.8.0)
+	TransactionsTopic string   // TRANSACTIONS_TOPIC (transactions)
+	FraudTopic        string   // FRAUD_TOPIC (fraud)
+	DLQTopic          string   // DLQ_TOPIC (transactions.dlq)
+	ConsumerGroup     string   // CONSUMER_GROUP (fintrans-detect)
+	ViewerGroup       string   // VIEWER_GROUP (fintrans-viewer)
+
+	// HTTP
+	Port         int   // PORT (8080)
+	MaxBodyBytes int64 // MAX_BODY_BYTES (1 MiB)
+	MaxBatch     int   // MAX_BATCH (1000)
+
+	// Logs
+	LogFormat string // LOG_FORMAT: text or json
+	LogLevel  string // LOG_LEVEL: debug, info, warn, error
+
+	// Generator
+	GeneratorAccounts  int         // GENERATOR_ACCOUNTS (10)
+	GeneratorTransfers int         // GENERATOR_TRANSFERS per tick (100)
+	GeneratorMinAmount money.Cents // GENERATOR_MIN_AMOUNT (1)
+	GeneratorMaxAmount money.Cents // GENERATOR_MAX_AMOUNT (10000)
+	GeneratorFraudRate float64     // GENERATOR_FRAUD_RATE: share of transfers that belong to injected structuring episodes (0.05)
+	GeneratorFormat    string      // GENERATOR_FORMAT: cloudevents or line
+
+	// Local schedules (robfig/cron specs) for `fintrans run`
+	GeneratorSchedule string // GENERATOR_SCHEDULE (@every 1s)
+	ViewerSchedule    string // VIEWER_SCHEDULE (@every 2s)
+}
+
+// Default returns the configuration with every default set.
+func Default() Config {
+	return Config{
+		Threshold:            money.Cents(10000_00),
+		WindowSize:           10 * time.Minute,
+		WindowSlide:          2 * time.Minute,
+		AllowedLateness:      time.Hour,
+		AlertMaxTransactions: 50,
+		StateTTL:             24 * time.Hour,
+		KafkaVersion:         "2.8.0",
+		TransactionsTopic:    "transactions",
+		FraudTopic:           "fraud",
+		DLQTopic:             "transactions.dlq",
+		ConsumerGroup:        "fintrans-detect",
+		ViewerGroup:          "fintrans-viewer",
+		Port:                 8080,
+		MaxBodyBytes:         1 << 20,
+		MaxBatch:             1000,
+		LogFormat:            "text",
+		LogLevel:             "info",
+		GeneratorAccounts:    10,
+		GeneratorTransfers:   100,
+		GeneratorMinAmount:   money.Cents(1_00),
+		GeneratorMaxAmount:   money.Cents(10000_00),
+		GeneratorFraudRate:   0.05,
+		GeneratorFormat:      "cloudevents",
+		GeneratorSchedule:    "@every 1s",
+		ViewerSchedule:       "@every 2s",
+	}
+}
+
+// Load reads the process environment.
+func Load() (Config, error) { return FromLookup(os.LookupEnv) }
+
+// FromMap reads a map (for tests).
+func FromMap(m map[string]string) (Config, error) {
+	return FromLookup(func(k string) (string, bool) { v, ok := m[k]; return v, ok })
+}
+
+// FromLookup reads configuration through a lookup function.
+func FromLookup(lookup func(string) (string, bool)) (Config, error) {
+	c := Default()
+	r := reader{lookup: lookup}
+	c.RedisURL = r.str("REDIS_URL", "")
+	c.RedisCAFile = r.str("REDIS_CA_FILE", "")
+	c.RedisCluster = r.boolean("REDIS_CLUSTER", false)
+	c.RedisPoolSize = r.integer("REDIS_POOL_SIZE", 0, 0, 10000)
+	c.RedisPassword = r.str("REDIS_PASSWORD", "")
+	if c.RedisPassword != "" {
+		c.RedisPasswordFrom = "REDIS_PASSWORD"
+	}
+	if f := r.str("REDIS_PASSWORD_FILE", ""); f != "" {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			r.fail("REDIS_PASSWORD_FILE", fmt.Sprintf("cannot read %s: %v", f, err))
+		} else {
+			c.RedisPassword = strings.TrimRight(string(b), "\r\n")
+			c.RedisPasswordFrom = "REDIS_PASSWORD_FILE"
+		}
+	}
+
+	c.Threshold = r.cents("FRAUD_THRESHOLD", c.Threshold)
+	c.WindowSize = r.duration("WINDOW_SIZE", c.WindowSize)
+	c.WindowSlide = r.duration("WINDOW_SLIDE", c.WindowSlide)
+	c.AllowedLateness = r.durationZeroOK("ALLOWED_LATENESS", c.AllowedLateness)
+	c.AlertMaxTransactions = r.integer("ALERT_MAX_TRANSACTIONS", c.AlertMaxTransactions, 0, 10000)
+	c.StateTTL = r.duration("STATE_TTL", c.StateTTL)
+
+	c.KSink = r.str("K_SINK", "")
+	if b := r.str("KAFKA_BROKERS", ""); b != "" {
+		for _, p := range strings.Split(b, ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				c.KafkaBrokers = append(c.KafkaBrokers, p)
+			}
+		}
+	}
+	c.KafkaVersion = r.str("KAFKA_VERSION", c.KafkaVersion)
+	c.TransactionsTopic = r.str("TRANSACTIONS_TOPIC", c.TransactionsTopic)
+	c.FraudTopic = r.str("FRAUD_TOPIC", c.FraudTopic)
+	c.DLQTopic = r.str("DLQ_TOPIC", c.DLQTopic)
+	c.ConsumerGroup = r.str("CONSUMER_GROUP", c.ConsumerGroup)
+	c.ViewerGroup = r.str("VIEWER_GROUP", c.ViewerGroup)
+
+	c.Port = r.integer("PORT", c.Port, 1, 65535)
+	c.MaxBodyBytes = int64(r.integer("MAX_BODY_BYTES", int(c.MaxBodyBytes), 1024, 1<<30))
+	c.MaxBatch = r.integer("MAX_BATCH", c.MaxBatch, 1, 100000)
+	c.LogFormat = r.oneOf("LOG_FORMAT", c.LogFormat, "text", "json")
+	c.LogLevel = r.oneOf("LOG_LEVEL", c.LogLevel, "debug", "info", "warn", "error")
+
+	c.GeneratorAccounts = r.integer("GENERATOR_ACCOUNTS", c.GeneratorAccounts, 2, 1_000_000_000)
+	c.GeneratorTransfers = r.integer("GENERATOR_TRANSFERS", c.GeneratorTransfers, 1, 1_000_000)
+	c.GeneratorMinAmount = r.cents("GENERATOR_MIN_AMOUNT", c.GeneratorMinAmount)
+	c.GeneratorMaxAmount = r.cents("GENERATOR_MAX_AMOUNT", c.GeneratorMaxAmount)
+	c.GeneratorFraudRate = r.fraction("GENERATOR_FRAUD_RATE", c.GeneratorFraudRate)
+	c.GeneratorFormat = r.oneOf("GENERATOR_FORMAT", c.GeneratorFormat, "cloudevents", "line")
+	c.GeneratorSchedule = r.str("GENERATOR_SCHEDULE", c.GeneratorSchedule)
+	c.ViewerSchedule = r.str("VIEWER_SCHEDULE", c.ViewerSchedule)
+
+	// Relations between values.
+	if r.err == nil {
+		if c.WindowSlide > c.WindowSize {
+			r.fail("WINDOW_SLIDE", fmt.Sprintf("%s is longer than WINDOW_SIZE %s", c.WindowSlide, c.WindowSize))
+		}
+		if c.WindowSize%time.Millisecond != 0 || c.WindowSlide%time.Millisecond != 0 {
+			r.fail("WINDOW_SIZE", "window size and slide must be whole milliseconds")
+		}
+		if c.StateTTL < c.AllowedLateness+c.WindowSize {
+			r.fail("STATE_TTL", fmt.Sprintf("%s is shorter than ALLOWED_LATENESS + WINDOW_SIZE (%s)", c.StateTTL, c.AllowedLateness+c.WindowSize))
+		}
+		if c.GeneratorMinAmount > c.GeneratorMaxAmount {
+			r.fail("GENERATOR_MIN_AMOUNT", "is greater than GENERATOR_MAX_AMOUNT")
+		}
+	}
+	return c, r.err
+}
+
+// Window sizes in milliseconds, as the window store wants them.
+func (c Config) WindowSizeMillis() int64  { return c.WindowSize.Milliseconds() }
+func (c Config) WindowSlideMillis() int64 { return c.WindowSlide.Milliseconds() }
+
+type reader struct {
+	lookup func(string) (string, bool)
+	err    error
+}
+
+func (r *reader) fail(name, msg string) {
+	r.err = errors.Join(r.err, fmt.Errorf("%s: %s", name, msg))
+}
+
+func (r *reader) get(name string) (string, bool) {
+	v, ok := r.lookup(name)
+	if !ok {
+		return "", false
+	}
+	v = strings.TrimSpace(v)
+	return v, v != ""
+}
+
+func (r *reader) str(name, def string) string {
+	if v, ok := r.get(name); ok {
+		return v
+	}
+	return def
+}
+
+func (r *reader) oneOf(name, def string, allowed ...string) string {
+	v, ok := r.get(name)
+	if !ok {
+		return def
+	}
+	for _, a := range allowed {
+		if strings.EqualFold(v, a) {
+			return a
+		}
+	}
+	r.fail(name, fmt.Sprintf("%q is not one of %s", v, strings.Join(allowed, ", ")))
+	return def
+}
+
+func (r *reader) boolean(name string, def bool) bool {
+	v, ok := r.get(name)
+	if !ok {
+		return def
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		r.fail(name, fmt.Sprintf("%q is not a boolean (true or false)", v))
+		return def
+	}
+	return b
+}
+
+func (r *reader) integer(name string, def, min, max int) int {
+	v, ok := r.get(name)
+	if !ok {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < min || n > max {
+		r.fail(name, fmt.Sprintf("%q is not a whole number from %d to %d", v, min, max))
+		return def
+	}
+	return n
+}
+
+func (r *reader) fraction(name string, def float64) float64 {
+	v, ok := r.get(name)
+	if !ok {
+		return def
+	}
+	f, err := strconv.ParseFloat(v, 64)
+	if err != nil || f < 0 || f > 1 {
+		r.fail(name, fmt.Sprintf("%q is not a number from 0 to 1", v))
+		return def
+	}
+	return f
+}
+
+func (r *reader) duration(name string, def time.Duration) time.Duration {
+	d := r.durationZeroOK(name, def)
+	if d <= 0 {
+		r.fail(name, "must be longer than zero")
+		return def
+	}
+	return d
+}
+
+func (r *reader) durationZeroOK(name string, def time.Duration) time.Duration {
+	v, ok := r.get(name)
+	if !ok {
+		return def
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d < 0 {
+		r.fail(name, fmt.Sprintf("%q is not a duration such as 90s, 10m or 1h", v))
+		return def
+	}
+	return d
+}
+
+func (r *reader) cents(name string, def money.Cents) money.Cents {
+	v, ok := r.get(name)
+	if !ok {
+		return def
+	}
+	c, err := money.Parse(v)
+	if err != nil {
+		r.fail(name, err.Error())
+		return def
+	}
+	return c
+}
