@@ -1,0 +1,334 @@
+package event
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/cloudevents/sdk-go/protocol/kafka_sarama/v2"
+	"github.com/cloudevents/sdk-go/v2/binding"
+	ce "github.com/cloudevents/sdk-go/v2/event"
+	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
+
+	"github.com/fintrans/fintrans/shared/money"
+)
+
+// Item is one decoded element of a request or record: a transfer, or the
+// reason it was refused. Ref names it in answers (its id, or its position).
+type Item struct {
+	Ref      string
+	Transfer Transfer
+	Err      error
+}
+
+// Request is what one HTTP request carried.
+type Request struct {
+	Items []Item
+	Batch bool // several events: the answer is per event
+}
+
+// Media types.
+const (
+	BatchContentType      = "application/cloudevents-batch+json"
+	StructuredContentType = "application/cloudevents+json"
+)
+
+// FromHTTP decodes an HTTP request's headers and (already size-limited) body.
+// The forms, in the order they are recognised:
+//   - a batch (Content-Type application/cloudevents-batch+json): a JSON array of
+//     structured events, each decoded on its own;
+//   - a request from the OpenFaaS kafka-connector (X-Kafka-Offset header): the
+//     record value with the record's headers as X-Kafka-<name>;
+//   - a CloudEvent in binary or structured mode;
+//   - otherwise a plain body of seed lines (time;from;to;amount), one per line.
+//
+// A request that is not a batch and cannot be decoded at all is an error.
+func FromHTTP(h http.Header, body []byte, maxBatch int) (Request, error) {
+	if cehttp.IsHTTPBatch(h) {
+		return fromBatch(body, maxBatch)
+	}
+	if h.Get("X-Kafka-Offset") != "" || h.Get("X-Topic") != "" {
+		it := fromConnector(h, body)
+		return Request{Items: []Item{it}}, it.Err
+	}
+	msg := cehttp.NewMessage(h, io.NopCloser(bytes.NewReader(body)))
+	if msg.ReadEncoding() != binding.EncodingUnknown {
+		e, err := binding.ToEvent(context.Background(), msg)
+		if err != nil {
+			err = bad("malformed CloudEvent: %s", oneLine(err))
+			return Request{Items: []Item{{Err: err}}}, err
+		}
+		it := FromCloudEvent(*e)
+		return Request{Items: []Item{it}}, it.Err
+	}
+	return fromPlain(h, body, maxBatch)
+}
+
+func fromBatch(body []byte, maxBatch int) (Request, error) {
+	var raws []json.RawMessage
+	if err := json.Unmarshal(body, &raws); err != nil {
+		return Request{Batch: true}, bad("batch is not a JSON array of CloudEvents: %s", oneLine(err))
+	}
+	if len(raws) == 0 {
+		return Request{Batch: true}, bad("batch is empty")
+	}
+	if len(raws) > maxBatch {
+		return Request{Batch: true}, bad("batch has %d events, more than the limit of %d (MAX_BATCH)", len(raws), maxBatch)
+	}
+	r := Request{Batch: true, Items: make([]Item, len(raws))}
+	for i, raw := range raws {
+		var e ce.Event
+		if err := json.Unmarshal(raw, &e); err != nil {
+			r.Items[i] = Item{Ref: "#" + strconv.Itoa(i), Err: bad("event %d is not a valid CloudEvent: %s", i, oneLine(err))}
+			continue
+		}
+		r.Items[i] = FromCloudEvent(e)
+	}
+	return r, nil
+}
+
+// fromConnector decodes the OpenFaaS kafka-connector's form: the record value
+// as the body and each record header as X-Kafka-<header>.
+func fromConnector(h http.Header, body []byte) Item {
+	headers := map[string][]byte{}
+	for k, vs := range h {
+		name, ok := strings.CutPrefix(strings.ToLower(k), "x-kafka-")
+		if !ok || len(vs) == 0 {
+			continue
+		}
+		switch name {
+		case "partition", "offset", "key", "topic", "timestamp":
+			continue
+		}
+		headers[name] = []byte(vs[0])
+	}
+	topic := h.Get("X-Topic")
+	if topic == "" {
+		topic = h.Get("X-Kafka-Topic")
+	}
+	return fromRecord(topic, h.Get("X-Kafka-Partition"), h.Get("X-Kafka-Offset"),
+		kafka_sarama.NewMessage(body, string(headers["content-type"]), headers))
+}
+
+// FromKafka decodes a consumed Kafka record: a CloudEvent in binary or
+// structured mode, or a plain seed line, which gets the id
+// "<topic>/<partition>/<offset>".
+func FromKafka(cm *sarama.ConsumerMessage) Item {
+	return fromRecord(cm.Topic, strconv.Itoa(int(cm.Partition)), strconv.FormatInt(cm.Offset, 10),
+		kafka_sarama.NewMessageFromConsumerMessage(cm))
+}
+
+func fromRecord(topic, partition, offset string, m *kafka_sarama.Message) Item {
+	ref := fmt.Sprintf("%s/%s/%s", topic, partition, offset)
+	if m.ReadEncoding() != binding.EncodingUnknown {
+		e, err := binding.ToEvent(context.Background(), m)
+		if err != nil {
+			return Item{Ref: ref, Err: bad("malformed CloudEvent: %s", oneLine(err))}
+		}
+		return FromCloudEvent(*e)
+	}
+	t, err := ParseLine(string(m.Value))
+	if err != nil {
+		return Item{Ref: ref, Err: err}
+	}
+	t.Source = "kafka://" + topic
+	t.ID = partition + "/" + offset
+	return Item{Ref: ref, Transfer: t, Err: t.Validate()}
+}
+
+// fromPlain decodes a body of seed lines. A line posted without any id gets
+// one from its content, so that a retried post is recognised as a duplicate.
+func fromPlain(h http.Header, body []byte, maxBatch int) (Request, error) {
+	if ct := h.Get("Content-Type"); ct != "" {
+		mt, _, _ := mime.ParseMediaType(ct)
+		if mt != "text/plain" && mt != "application/octet-stream" {
+			err := bad("unsupported content type %q: send a CloudEvent (binary or structured), a batch (%s) or text/plain seed lines", ct, BatchContentType)
+			return Request{Items: []Item{{Err: err}}}, err
+		}
+	}
+	var lines []string
+	for _, l := range strings.Split(string(body), "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			lines = append(lines, l)
+		}
+	}
+	if len(lines) == 0 {
+		err := bad("empty body: send a CloudEvent or seed lines (time;from;to;amount)")
+		return Request{Items: []Item{{Err: err}}}, err
+	}
+	if len(lines) > maxBatch {
+		err := bad("body has %d lines, more than the limit of %d (MAX_BATCH)", len(lines), maxBatch)
+		return Request{Batch: true}, err
+	}
+	r := Request{Batch: len(lines) > 1, Items: make([]Item, len(lines))}
+	for i, l := range lines {
+		t, err := ParseLine(l)
+		if err == nil {
+			sum := sha256.Sum256([]byte(l))
+			t.Source, t.ID = HTTPLineSource, "line-"+hex.EncodeToString(sum[:12])
+			err = t.Validate()
+		}
+		r.Items[i] = Item{Ref: "line " + strconv.Itoa(i+1), Transfer: t, Err: err}
+	}
+	if !r.Batch {
+		return r, r.Items[0].Err
+	}
+	return r, nil
+}
+
+// FromCloudEvent turns a CloudEvent into a transfer. An io.fintrans.transaction
+// carries JSON data; any other type must carry a seed line as its data (for
+// example a dev.knative.kafka.event made from a plain record).
+func FromCloudEvent(e ce.Event) Item {
+	it := Item{Ref: e.ID()}
+	if err := e.Validate(); err != nil {
+		it.Err = bad("invalid CloudEvent: %s", oneLine(err))
+		return it
+	}
+	var t Transfer
+	var err error
+	if e.Type() == TransactionType {
+		t, err = transferData(e)
+	} else {
+		t, err = lineData(e)
+	}
+	if err != nil {
+		it.Err = err
+		return it
+	}
+	t.Source, t.ID = e.Source(), e.ID()
+	it.Transfer, it.Err = t, t.Validate()
+	return it
+}
+
+// transferJSON is the data of an io.fintrans.transaction.
+type transferJSON struct {
+	From   *Account     `json:"from"`
+	To     *Account     `json:"to"`
+	Amount *money.Cents `json:"amount"`
+}
+
+func transferData(e ce.Event) (Transfer, error) {
+	if ct := e.DataContentType(); ct != "" {
+		if mt, _, _ := mime.ParseMediaType(ct); mt != "application/json" && !strings.HasSuffix(mt, "+json") {
+			return Transfer{}, bad("datacontenttype %q is not application/json", ct)
+		}
+	}
+	if e.Time().IsZero() {
+		return Transfer{}, bad("time is missing: a transaction needs the time it happened")
+	}
+	var d transferJSON
+	if err := json.Unmarshal(e.Data(), &d); err != nil {
+		return Transfer{}, bad("data is not a transfer {\"from\",\"to\",\"amount\"}: %s", dataError(err))
+	}
+	switch {
+	case d.From == nil:
+		return Transfer{}, bad("from is missing")
+	case d.To == nil:
+		return Transfer{}, bad("to is missing")
+	case d.Amount == nil:
+		return Transfer{}, bad("amount is missing")
+	}
+	return Transfer{Time: e.Time().UTC(), From: string(*d.From), To: string(*d.To), Amount: *d.Amount}, nil
+}
+
+func lineData(e ce.Event) (Transfer, error) {
+	data := bytes.TrimSpace(e.Data())
+	if len(data) > 0 && data[0] == '"' {
+		var s string
+		if json.Unmarshal(data, &s) == nil {
+			data = []byte(s)
+		}
+	}
+	t, err := ParseLine(string(data))
+	if err != nil {
+		return Transfer{}, bad("event type %q is not %s and its data is not a seed line: %s", e.Type(), TransactionType, err)
+	}
+	return t, nil
+}
+
+// Account is an account id read from JSON: a string, or an integer read as
+// its decimal text.
+type Account string
+
+func (a *Account) UnmarshalJSON(b []byte) error {
+	if len(b) > 0 && b[0] == '"' {
+		var s string
+		if err := json.Unmarshal(b, &s); err != nil {
+			return err
+		}
+		*a = Account(s)
+		return nil
+	}
+	s := string(b)
+	digits := strings.TrimPrefix(s, "-")
+	if digits == "" || strings.Trim(digits, "0123456789") != "" {
+		return errors.New("account id must be a string or an integer")
+	}
+	*a = Account(s)
+	return nil
+}
+
+func dataError(err error) string {
+	var ue *json.UnmarshalTypeError
+	if errors.As(err, &ue) && ue.Field != "" {
+		return fmt.Sprintf("%s has the wrong type", ue.Field)
+	}
+	return oneLine(err)
+}
+
+// ParseLine reads the seed's line format "time;from;to;amount", with the time
+// in RFC 3339 ("2017-07-23T01:06:47Z") or the seed's RFC 850 form
+// ("Sunday, 23-Jul-17 01:06:47 UTC").
+func ParseLine(line string) (Transfer, error) {
+	line = strings.TrimSpace(line)
+	parts := strings.Split(line, ";")
+	if len(parts) != 4 {
+		return Transfer{}, bad("line %q is not time;from;to;amount", clip(line))
+	}
+	for i := range parts {
+		parts[i] = strings.TrimSpace(parts[i])
+	}
+	ts, err := ParseTime(parts[0])
+	if err != nil {
+		return Transfer{}, err
+	}
+	amt, err := money.Parse(parts[3])
+	if err != nil {
+		return Transfer{}, bad("%s", err)
+	}
+	return Transfer{Time: ts, From: parts[1], To: parts[2], Amount: amt}, nil
+}
+
+// ParseTime reads RFC 3339 or the seed's RFC 850 time.
+func ParseTime(s string) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return t.UTC(), checkTime(t)
+	}
+	if t, err := time.Parse(time.RFC850, s); err == nil {
+		return t.UTC(), checkTime(t)
+	}
+	return time.Time{}, bad("time %q is neither RFC 3339 (2017-07-23T01:06:47Z) nor the seed's form (Sunday, 23-Jul-17 01:06:47 UTC)", clip(s))
+}
+
+func clip(s string) string {
+	if len(s) > 80 {
+		return s[:80] + "..."
+	}
+	return s
+}
+
+func oneLine(err error) string {
+	return strings.Join(strings.Fields(err.Error()), " ")
+}

@@ -1,0 +1,530 @@
+package window_test
+
+import (
+	"context"
+	"fmt"
+	"math/rand"
+	"slices"
+	"sort"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/fintrans/fintrans/shared/event"
+	"github.com/fintrans/fintrans/shared/money"
+	"github.com/fintrans/fintrans/shared/redistest"
+	"github.com/fintrans/fintrans/shared/window"
+)
+
+var defaultCfg = window.Config{
+	Threshold:       money.Cents(10000_00),
+	Size:            10 * time.Minute,
+	Slide:           2 * time.Minute,
+	Lateness:        time.Hour,
+	MaxTransactions: 5,
+	TTL:             24 * time.Hour,
+}
+
+// ---- The reference: the Flink job's semantics, computed directly. ----
+
+type alertKey struct {
+	From, To string
+	Start    int64 // window start, ms
+}
+
+// flinkWindows is SlidingEventTimeWindows.assignWindows: the starts of every
+// window [s, s+size) holding t.
+func flinkWindows(t, size, slide int64) []int64 {
+	var out []int64
+	last := t - (t+slide)%slide // TimeWindow.getWindowStartWithOffset, offset 0
+	for s := last; s > t-size; s -= slide {
+		out = append(out, s)
+	}
+	return out
+}
+
+// reference sums every transfer (deduplicated by source and id) into every
+// window holding it and returns the (pair, window)s whose total is over the
+// threshold, with that total.
+func reference(ts []event.Transfer, cfg window.Config) map[alertKey]money.Cents {
+	seen := map[[2]string]bool{}
+	sums := map[alertKey]money.Cents{}
+	for _, t := range ts {
+		id := [2]string{t.Source, t.ID}
+		if seen[id] {
+			continue
+		}
+		seen[id] = true
+		for _, s := range flinkWindows(t.Time.UnixMilli(), cfg.Size.Milliseconds(), cfg.Slide.Milliseconds()) {
+			sums[alertKey{t.From, t.To, s}] += t.Amount
+		}
+	}
+	out := map[alertKey]money.Cents{}
+	for k, v := range sums {
+		if v > cfg.Threshold {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// ---- Streams ----
+
+var base = time.Date(2017, 7, 23, 1, 0, 0, 0, time.UTC)
+
+// stream makes n transfers between the given accounts over span, in time
+// order, with amounts up to maxCents.
+func stream(rng *rand.Rand, n int, accounts []string, span time.Duration, maxCents int64) []event.Transfer {
+	ts := make([]event.Transfer, n)
+	for i := range ts {
+		from := accounts[rng.Intn(len(accounts))]
+		to := from
+		for to == from {
+			to = accounts[rng.Intn(len(accounts))]
+		}
+		ts[i] = event.Transfer{
+			Source: "/test", ID: "tx-" + strconv.Itoa(i),
+			Time:   base.Add(time.Duration(rng.Int63n(int64(span)))).Truncate(time.Millisecond),
+			From:   from, To: to,
+			Amount: money.Cents(1 + rng.Int63n(maxCents)),
+		}
+	}
+	sort.SliceStable(ts, func(a, b int) bool { return ts[a].Time.Before(ts[b].Time) })
+	return ts
+}
+
+func newStore(t *testing.T, rdb redis.UniversalClient, cfg window.Config) *window.Store {
+	t.Helper()
+	s, err := window.New(rdb, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Load(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// collect applies transfers in batches and gathers every alert by key.
+type collector struct {
+	mu     sync.Mutex
+	alerts map[alertKey][]event.Alert
+	status map[window.Status]int
+}
+
+func newCollector() *collector {
+	return &collector{alerts: map[alertKey][]event.Alert{}, status: map[window.Status]int{}}
+}
+
+func (c *collector) apply(t *testing.T, s *window.Store, ts []event.Transfer, batch int) {
+	t.Helper()
+	for len(ts) > 0 {
+		n := min(batch, len(ts))
+		out, err := s.Apply(context.Background(), ts[:n])
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		c.mu.Lock()
+		for _, o := range out {
+			c.status[o.Status]++
+			for _, a := range o.Alerts {
+				k := alertKey{a.From, a.To, a.WindowStart.UnixMilli()}
+				c.alerts[k] = append(c.alerts[k], a)
+			}
+		}
+		c.mu.Unlock()
+		ts = ts[n:]
+	}
+}
+
+// check compares the alerts with the reference: the same set of (pair,
+// window), one alert each, every total over the threshold and at most the
+// window's final total.
+func (c *collector) check(t *testing.T, want map[alertKey]money.Cents) {
+	t.Helper()
+	if len(want) == 0 {
+		t.Fatal("the stream produced no reference alert: the test would prove nothing")
+	}
+	for k, total := range want {
+		got := c.alerts[k]
+		if len(got) != 1 {
+			t.Errorf("%v: want exactly one alert (reference total %s), got %d", k, total, len(got))
+			continue
+		}
+		a := got[0]
+		if a.Total <= defaultCfg.Threshold || a.Total > total {
+			t.Errorf("%v: alert total %s, want > threshold and <= final total %s", k, a.Total, total)
+		}
+		if a.ID() != event.AlertID(k.From, k.To, time.UnixMilli(k.Start)) {
+			t.Errorf("%v: alert id not deterministic", k)
+		}
+	}
+	for k, got := range c.alerts {
+		if _, ok := want[k]; !ok {
+			t.Errorf("%v: %d alerts that the reference does not have", k, len(got))
+		}
+	}
+}
+
+func flush(t *testing.T, rdb redis.UniversalClient) {
+	t.Helper()
+	ctx := context.Background()
+	if cc, ok := rdb.(*redis.ClusterClient); ok {
+		if err := cc.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error { return c.FlushAll(ctx).Err() }); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	if err := rdb.FlushAll(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+var weirdAccounts = []string{"66", "26", "a:b", "{x}", "}{", "with space", "Zürich", "東京", "{", "a.b", "x}:h", "ÿ"}
+var plainAccounts = []string{"1", "2", "3", "4", "5", "6"}
+
+// scenarios runs every order and delivery scenario against one Redis.
+func scenarios(t *testing.T, rdb redis.UniversalClient) {
+	cases := []struct {
+		name     string
+		accounts []string
+		n        int
+		span     time.Duration
+		maxCents int64
+		prepare  func(rng *rand.Rand, ts []event.Transfer) []event.Transfer
+		workers  int
+	}{
+		{name: "in order", accounts: plainAccounts, n: 3000, span: 3 * time.Hour, maxCents: 4000_00},
+		{name: "shuffled within lateness", accounts: plainAccounts, n: 2000, span: 50 * time.Minute, maxCents: 3000_00,
+			prepare: func(rng *rand.Rand, ts []event.Transfer) []event.Transfer {
+				rng.Shuffle(len(ts), func(i, j int) { ts[i], ts[j] = ts[j], ts[i] })
+				return ts
+			}},
+		{name: "every transfer twice", accounts: plainAccounts, n: 1500, span: 50 * time.Minute, maxCents: 3000_00,
+			prepare: func(rng *rand.Rand, ts []event.Transfer) []event.Transfer {
+				twice := append(slices.Clone(ts), ts...)
+				rng.Shuffle(len(twice), func(i, j int) { twice[i], twice[j] = twice[j], twice[i] })
+				return twice
+			}},
+		{name: "8 concurrent workers", accounts: plainAccounts, n: 4000, span: 50 * time.Minute, maxCents: 3000_00, workers: 8,
+			prepare: func(rng *rand.Rand, ts []event.Transfer) []event.Transfer {
+				rng.Shuffle(len(ts), func(i, j int) { ts[i], ts[j] = ts[j], ts[i] })
+				return ts
+			}},
+		{name: "odd account ids", accounts: weirdAccounts, n: 4000, span: 40 * time.Minute, maxCents: 4000_00,
+			prepare: func(rng *rand.Rand, ts []event.Transfer) []event.Transfer {
+				rng.Shuffle(len(ts), func(i, j int) { ts[i], ts[j] = ts[j], ts[i] })
+				return ts
+			}},
+	}
+	for i, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			flush(t, rdb)
+			rng := rand.New(rand.NewSource(int64(42 + i)))
+			ts := stream(rng, tc.n, tc.accounts, tc.span, tc.maxCents)
+			want := reference(ts, defaultCfg)
+			if tc.prepare != nil {
+				ts = tc.prepare(rng, ts)
+			}
+			s := newStore(t, rdb, defaultCfg)
+			c := newCollector()
+			if tc.workers <= 1 {
+				c.apply(t, s, ts, 1+rng.Intn(64))
+			} else {
+				var wg sync.WaitGroup
+				for w := 0; w < tc.workers; w++ {
+					var part []event.Transfer
+					for k := w; k < len(ts); k += tc.workers {
+						part = append(part, ts[k])
+					}
+					wg.Add(1)
+					go func(batch int) { defer wg.Done(); c.apply(t, s, part, batch) }(1 + w*7)
+				}
+				wg.Wait()
+			}
+			if c.status[window.Late] != 0 {
+				t.Fatalf("%d transfers refused as late in a stream inside the lateness", c.status[window.Late])
+			}
+			if tc.name == "every transfer twice" {
+				if c.status[window.Duplicate] != tc.n || c.status[window.Counted] != tc.n {
+					t.Fatalf("counted %d, duplicates %d; want %d each", c.status[window.Counted], c.status[window.Duplicate], tc.n)
+				}
+				// A duplicate fires again only the alerts its first delivery
+				// fired: exactly two deliveries of each alert, same content.
+				for k, as := range c.alerts {
+					if len(as) != 2 || as[0].ID() != as[1].ID() || as[0].Total != as[1].Total || as[0].Count != as[1].Count {
+						t.Errorf("%v: want the alert twice with the same id and total, got %d", k, len(as))
+					}
+					c.alerts[k] = as[:1]
+				}
+			}
+			c.check(t, want)
+		})
+	}
+}
+
+func TestWindowsMatchReference(t *testing.T) {
+	srv := redistest.Start(t)
+	scenarios(t, srv.Client(t))
+}
+
+func TestWindowsMatchReferenceOnCluster(t *testing.T) {
+	cl := redistest.StartCluster(t, 3)
+	rdb := cl.Client(t)
+	scenarios(t, rdb)
+
+	// Every key of a pair lives in one hash slot, and pairs spread over nodes.
+	s := newStore(t, rdb, defaultCfg)
+	ctx := context.Background()
+	slots := map[int64]bool{}
+	for _, a := range weirdAccounts {
+		for _, b := range weirdAccounts {
+			keys := s.Keys(a, b)
+			var first int64 = -1
+			for _, k := range keys {
+				slot, err := rdb.ClusterKeySlot(ctx, k).Result()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if first >= 0 && slot != first {
+					t.Fatalf("keys of pair %q->%q in slots %d and %d", a, b, first, slot)
+				}
+				first = slot
+			}
+			slots[first] = true
+		}
+	}
+	if len(slots) < 50 {
+		t.Errorf("pairs hash to only %d slots", len(slots))
+	}
+}
+
+func at(d time.Duration) time.Time { return base.Add(d) }
+
+func tx(id string, when time.Time, from, to string, cents int64) event.Transfer {
+	return event.Transfer{Source: "/test", ID: id, Time: when, From: from, To: to, Amount: money.Cents(cents)}
+}
+
+func applyOne(t *testing.T, s *window.Store, tr event.Transfer) window.Outcome {
+	t.Helper()
+	out, err := s.Apply(context.Background(), []event.Transfer{tr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out[0]
+}
+
+func TestThresholdIsStrictToTheCent(t *testing.T) {
+	rdb := redistest.Start(t).Client(t)
+	s := newStore(t, rdb, defaultCfg)
+	// base is 01:00, a multiple of 2 minutes: windows start at 00:52 .. 01:00.
+	if o := applyOne(t, s, tx("a1", at(0), "A", "B", 6000_00)); len(o.Alerts) != 0 {
+		t.Fatal("alert below threshold")
+	}
+	if o := applyOne(t, s, tx("a2", at(time.Minute), "A", "B", 4000_00)); len(o.Alerts) != 0 || o.Status != window.Counted {
+		t.Fatalf("exactly 10000.00 must not alert: %+v", o)
+	}
+	o := applyOne(t, s, tx("a3", at(90*time.Second), "A", "B", 1))
+	if len(o.Alerts) != 5 {
+		t.Fatalf("10000.01 in five shared windows: want 5 alerts, got %d", len(o.Alerts))
+	}
+	for _, a := range o.Alerts {
+		if a.Total != 10000_01 || a.Count != 3 || !a.Time.Equal(at(90*time.Second)) || a.Truncated {
+			t.Errorf("alert %s: total %s count %d time %s truncated %v", a.WindowStart, a.Total, a.Count, a.Time, a.Truncated)
+		}
+		if len(a.Transactions) != 3 || a.Transactions[0].ID != "a1" || a.Transactions[2].ID != "a3" {
+			t.Errorf("evidence %+v, want a1, a2, a3 oldest first", a.Transactions)
+		}
+	}
+	// The same pair reversed is another pair.
+	if o := applyOne(t, s, tx("b1", at(0), "B", "A", 10000_01)); len(o.Alerts) != 5 {
+		t.Fatalf("reverse pair: %d alerts", len(o.Alerts))
+	}
+}
+
+func TestWindowBoundaries(t *testing.T) {
+	rdb := redistest.Start(t).Client(t)
+	s := newStore(t, rdb, defaultCfg)
+	// 6000 at 01:00:00.000 (windows 00:52..01:00) and 6000 at 01:09:59.999
+	// (windows 01:00..01:08): they share only [01:00, 01:10).
+	applyOne(t, s, tx("x1", at(0), "A", "B", 6000_00))
+	o := applyOne(t, s, tx("x2", at(10*time.Minute-time.Millisecond), "A", "B", 6000_00))
+	if len(o.Alerts) != 1 || !o.Alerts[0].WindowStart.Equal(at(0)) || !o.Alerts[0].WindowEnd.Equal(at(10*time.Minute)) {
+		t.Fatalf("want one alert for [01:00, 01:10), got %+v", o.Alerts)
+	}
+	// 01:10:00.000 is outside [01:00, 01:10) but inside [01:02, 01:12) with x2.
+	o = applyOne(t, s, tx("x3", at(10*time.Minute), "A", "B", 4000_01))
+	var starts []time.Time
+	for _, a := range o.Alerts {
+		starts = append(starts, a.WindowStart)
+	}
+	if len(o.Alerts) != 4 {
+		t.Fatalf("want alerts for windows 01:02..01:08, got %v", starts)
+	}
+	for _, a := range o.Alerts {
+		if a.WindowStart.Before(at(2*time.Minute)) || a.WindowStart.After(at(8*time.Minute)) {
+			t.Errorf("unexpected window %s", a.WindowStart)
+		}
+	}
+}
+
+// snapshot reads every key and value of the pair, to prove nothing changed.
+func snapshot(t *testing.T, rdb *redis.Client) map[string]string {
+	t.Helper()
+	ctx := context.Background()
+	keys, err := rdb.Keys(ctx, "*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	for _, k := range keys {
+		d, err := rdb.Dump(ctx, k).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[k] = d
+	}
+	return out
+}
+
+func TestLateTransferChangesNothing(t *testing.T) {
+	rdb := redistest.Start(t).Client(t)
+	s := newStore(t, rdb, defaultCfg)
+	applyOne(t, s, tx("n1", at(2*time.Hour), "A", "B", 100))
+	applyOne(t, s, tx("n2", at(time.Hour), "A", "B", 100)) // exactly 1 h behind: in time
+	before := snapshot(t, rdb)
+	o := applyOne(t, s, tx("old", at(time.Hour-time.Millisecond), "A", "B", 20000_00))
+	if o.Status != window.Late || !o.Newest.Equal(at(2*time.Hour)) || len(o.Alerts) != 0 {
+		t.Fatalf("want late with newest 03:00, got %+v", o)
+	}
+	if after := snapshot(t, rdb); !maps(before, after) {
+		t.Fatal("a late transfer changed Redis")
+	}
+	// Lateness is per pair: another pair takes the same old time.
+	if o := applyOne(t, s, tx("other", at(time.Hour-time.Millisecond), "C", "B", 20000_00)); o.Status != window.Counted || len(o.Alerts) != 5 {
+		t.Fatalf("other pair: %+v", o)
+	}
+}
+
+func maps(a, b map[string]string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if b[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+func TestRedeliveryFiresTheSameAlertAgain(t *testing.T) {
+	rdb := redistest.Start(t).Client(t)
+	s := newStore(t, rdb, defaultCfg)
+	applyOne(t, s, tx("r1", at(0), "A", "B", 9000_00))
+	fired := applyOne(t, s, tx("r2", at(time.Minute), "A", "B", 2000_00))
+	applyOne(t, s, tx("r3", at(time.Minute+time.Second), "A", "B", 5000_00))
+	if len(fired.Alerts) != 5 {
+		t.Fatalf("want 5 alerts, got %d", len(fired.Alerts))
+	}
+	// The sink failed: the transport redelivers r2, then r1 and r3.
+	again := applyOne(t, s, tx("r2", at(time.Minute), "A", "B", 2000_00))
+	if again.Status != window.Duplicate || len(again.Alerts) != 5 {
+		t.Fatalf("redelivered r2: %+v", again)
+	}
+	for i := range again.Alerts {
+		a, b := fired.Alerts[i], again.Alerts[i]
+		if a.ID() != b.ID() || a.Total != b.Total || a.Count != b.Count || !a.Time.Equal(b.Time) || len(a.Transactions) != len(b.Transactions) {
+			t.Errorf("re-fired alert differs: %+v vs %+v", a, b)
+		}
+	}
+	for _, id := range []string{"r1", "r3"} {
+		if o := applyOne(t, s, tx(id, at(0), "A", "B", 1)); o.Status != window.Duplicate || len(o.Alerts) != 0 {
+			t.Errorf("redelivered %s: %+v", id, o)
+		}
+	}
+	// Same id from another source is another transfer.
+	o := applyOne(t, s, event.Transfer{Source: "/other", ID: "r2", Time: at(time.Minute), From: "A", To: "B", Amount: 1})
+	if o.Status != window.Counted {
+		t.Fatalf("same id, other source: %+v", o)
+	}
+}
+
+func TestEvidenceIsCappedOldestFirst(t *testing.T) {
+	rdb := redistest.Start(t).Client(t)
+	cfg := defaultCfg
+	cfg.MaxTransactions = 3
+	s := newStore(t, rdb, cfg)
+	// Seven transfers of 2000 arrive newest first; the sixth crosses.
+	var o window.Outcome
+	for i := 6; i >= 0; i-- {
+		o = applyOne(t, s, tx(fmt.Sprintf("e%d", i), at(time.Duration(i)*time.Second), "A", "B", 2000_00))
+		if i == 1 {
+			break
+		}
+	}
+	if len(o.Alerts) == 0 {
+		t.Fatal("no alert")
+	}
+	a := o.Alerts[0]
+	if a.Count != 6 || !a.Truncated || len(a.Transactions) != 3 {
+		t.Fatalf("count %d truncated %v listed %d", a.Count, a.Truncated, len(a.Transactions))
+	}
+	for i, want := range []string{"e1", "e2", "e3"} {
+		if a.Transactions[i].ID != want {
+			t.Errorf("listed %v, want e1 e2 e3", a.Transactions)
+		}
+	}
+}
+
+func TestScriptReloadedAfterFlush(t *testing.T) {
+	rdb := redistest.Start(t).Client(t)
+	s := newStore(t, rdb, defaultCfg)
+	ctx := context.Background()
+	if err := rdb.ScriptFlush(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	out, err := s.Apply(ctx, []event.Transfer{tx("f1", at(0), "A", "B", 1), tx("f2", at(0), "A", "C", 1)})
+	if err != nil || out[0].Status != window.Counted || out[1].Status != window.Counted {
+		t.Fatalf("after SCRIPT FLUSH: %v %+v", err, out)
+	}
+}
+
+func TestStateIsBoundedAndExpires(t *testing.T) {
+	rdb := redistest.Start(t).Client(t)
+	s := newStore(t, rdb, defaultCfg)
+	ctx := context.Background()
+	// One pair, a transfer every 30 s for 10 hours of event time.
+	var batch []event.Transfer
+	for i := 0; i < 1200; i++ {
+		batch = append(batch, tx("m"+strconv.Itoa(i), at(time.Duration(i)*30*time.Second), "A", "B", 100_00))
+	}
+	if _, err := s.Apply(ctx, batch); err != nil {
+		t.Fatal(err)
+	}
+	k := s.Keys("A", "B")
+	fields, _ := rdb.HLen(ctx, k[0]).Result()
+	seen, _ := rdb.ZCard(ctx, k[1]).Result()
+	ev, _ := rdb.ZCard(ctx, k[2]).Result()
+	// (lateness + size) / 2 min = 35 buckets (36 while one is filling) of at
+	// most 3 fields, plus t, lo, n; the transfers seen in the last hour (one
+	// every 30 s), plus up to one bucket not yet pruned; 5 evidence a bucket.
+	if fields > 3*36+3 || seen > 121+4 || ev > 36*5 {
+		t.Errorf("state not bounded: %d hash fields, %d seen, %d evidence", fields, seen, ev)
+	}
+	for _, key := range k {
+		ttl, err := rdb.PTTL(ctx, key).Result()
+		if err != nil || ttl <= 0 || ttl > defaultCfg.TTL {
+			t.Errorf("%s: ttl %v %v", key, ttl, err)
+		}
+	}
+	// A jump of days prunes everything older in one go.
+	applyOne(t, s, tx("jump", at(100*time.Hour), "A", "B", 1))
+	if n, _ := rdb.HLen(ctx, k[0]).Result(); n != 5 {
+		t.Errorf("after a jump: %d fields, want t, lo, n and one bucket's total and count", n)
+	}
+}

@@ -1,0 +1,181 @@
+-- fintrans window script: one transfer, applied atomically.
+--
+-- KEYS[1] h: hash of the pair's state
+--              t      newest event time seen (ms)
+--              lo     lowest bucket index still kept
+--              n      transfer sequence number of the pair
+--              s<j>   total (cents) of bucket j, a bucket being g ms wide
+--              c<j>   number of transfers in bucket j
+--              a<i>   alert of the window starting at bucket i:
+--                     "seq:total:count:time:idkey" of the transfer that fired it
+-- KEYS[2] s: zset of transfers seen (member idkey, score event time) for dedupe
+-- KEYS[3] e: zset of evidence (member "seq:amount:id", score event time),
+--            at most `cap` per bucket, the oldest by event time
+--
+-- ARGV: idkey, time ms, amount cents, threshold cents, window size ms,
+--       slide ms, bucket width ms, allowed lateness ms, cap, ttl ms, id
+--
+-- Returns {status, info, alert...}:
+--   status 1 counted (info = sequence number), 2 duplicate, 3 late (info =
+--   newest time seen); each alert is {windowStart, total, count, fireTime,
+--   {evidence member, score, ...}}.
+local h, s, e = KEYS[1], KEYS[2], KEYS[3]
+local idkey = ARGV[1]
+local t = tonumber(ARGV[2])
+local amt = tonumber(ARGV[3])
+local thr = tonumber(ARGV[4])
+local size = tonumber(ARGV[5])
+local slide = tonumber(ARGV[6])
+local g = tonumber(ARGV[7])
+local late = tonumber(ARGV[8])
+local cap = tonumber(ARGV[9])
+local ttl = ARGV[10]
+local txid = ARGV[11]
+
+local function d(x) return string.format('%d', x) end
+
+-- The windows [st, st+size) holding time x, newest start first: st is a
+-- multiple of slide with x - size < st <= x.
+local function windows(x)
+  local ws = {}
+  local st = math.floor(x / slide) * slide
+  while st > x - size do
+    ws[#ws + 1] = st
+    st = st - slide
+  end
+  return ws
+end
+
+-- The evidence of the window starting at st, as known when transfer number
+-- maxseq fired it: oldest first, at most cap.
+local function evidence(st, maxseq)
+  local out = {}
+  if cap == 0 then return out end
+  local r = redis.call('ZRANGEBYSCORE', e, d(st), '(' .. d(st + size), 'WITHSCORES')
+  for k = 1, #r, 2 do
+    local sq = tonumber(string.match(r[k], '^(%d+):'))
+    if sq <= maxseq then
+      out[#out + 1] = r[k]
+      out[#out + 1] = r[k + 1]
+      if #out >= 2 * cap then break end
+    end
+  end
+  return out
+end
+
+-- The alert of the window starting at st if transfer idkey fired it.
+local function refire(st, rec, key)
+  local seq, total, count, ft, who = string.match(rec, '^(%d+):(%d+):(%d+):(%-?%d+):(.*)$')
+  if who ~= key then return nil end
+  return {st, tonumber(total), tonumber(count), tonumber(ft), evidence(st, tonumber(seq))}
+end
+
+-- A delivery seen before: change nothing, but fire again the alerts that this
+-- very transfer fired, so that an alert lost between Redis and the sink is
+-- sent again by the redelivery.
+local prev = redis.call('ZSCORE', s, idkey)
+if prev then
+  local ws = windows(tonumber(prev))
+  local fields = {}
+  for i, st in ipairs(ws) do fields[i] = 'a' .. d(st / g) end
+  local recs = redis.call('HMGET', h, unpack(fields))
+  local out = {2, 0}
+  for i, rec in ipairs(recs) do
+    local a = rec and refire(ws[i], rec, idkey)
+    if a then out[#out + 1] = a end
+  end
+  return out
+end
+
+-- Late: older than the allowed lateness behind the newest time of the pair.
+local meta = redis.call('HMGET', h, 't', 'lo')
+local newest = tonumber(meta[1])
+if newest and t < newest - late then
+  return {3, newest}
+end
+
+-- Count it.
+local seq = redis.call('HINCRBY', h, 'n', 1)
+local b = math.floor(t / g)
+redis.call('HINCRBY', h, 's' .. d(b), amt)
+redis.call('HINCRBY', h, 'c' .. d(b), 1)
+redis.call('ZADD', s, d(t), idkey)
+if cap > 0 then
+  local lo_t, hi_t = d(b * g), '(' .. d(b * g + g)
+  local member = d(seq) .. ':' .. d(amt) .. ':' .. txid
+  if redis.call('ZCOUNT', e, lo_t, hi_t) < cap then
+    redis.call('ZADD', e, d(t), member)
+  else
+    local last = redis.call('ZREVRANGEBYSCORE', e, hi_t, lo_t, 'WITHSCORES', 'LIMIT', 0, 1)
+    if t < tonumber(last[2]) then
+      redis.call('ZREM', e, last[1])
+      redis.call('ZADD', e, d(t), member)
+    end
+  end
+end
+
+-- Advance the newest time and drop what no transfer can reach any more.
+if not newest or t > newest then
+  redis.call('HSET', h, 't', d(t))
+  local keep = math.floor((t - late - size) / g)
+  local lo = tonumber(meta[2])
+  if not lo then
+    redis.call('HSET', h, 'lo', d(keep))
+  elseif keep > lo then
+    local del = {}
+    if keep - lo <= 64 then
+      for j = lo, keep - 1 do
+        local js = d(j)
+        del[#del + 1] = 's' .. js
+        del[#del + 1] = 'c' .. js
+        del[#del + 1] = 'a' .. js
+      end
+    else
+      for _, f in ipairs(redis.call('HKEYS', h)) do
+        local j = tonumber(string.match(f, '^[sca](%-?%d+)$'))
+        if j and j < keep then del[#del + 1] = f end
+      end
+    end
+    if #del > 0 then redis.call('HDEL', h, unpack(del)) end
+    redis.call('HSET', h, 'lo', d(keep))
+    redis.call('ZREMRANGEBYSCORE', s, '-inf', '(' .. d(t - late))
+    if cap > 0 then redis.call('ZREMRANGEBYSCORE', e, '-inf', '(' .. d(keep * g)) end
+  end
+end
+redis.call('PEXPIRE', h, ttl)
+redis.call('PEXPIRE', s, ttl)
+if cap > 0 then redis.call('PEXPIRE', e, ttl) end
+
+-- Check every window holding this transfer: the one whose total first goes
+-- over the threshold fires, whatever order the transfers arrive in.
+local ws = windows(t)
+local b0 = math.floor(ws[#ws] / g)
+local b1 = math.floor((ws[1] + size) / g) - 1
+local fields = {}
+for j = b0, b1 do
+  local js = d(j)
+  fields[#fields + 1] = 's' .. js
+  fields[#fields + 1] = 'c' .. js
+end
+local nb = #fields
+for _, st in ipairs(ws) do fields[#fields + 1] = 'a' .. d(st / g) end
+local vals = redis.call('HMGET', h, unpack(fields))
+
+local out = {1, seq}
+for i, st in ipairs(ws) do
+  if not vals[nb + i] then
+    local total, count = 0, 0
+    local first = math.floor(st / g)
+    for j = first, first + size / g - 1 do
+      local k = (j - b0) * 2 + 1
+      total = total + (tonumber(vals[k]) or 0)
+      count = count + (tonumber(vals[k + 1]) or 0)
+    end
+    if total > thr then
+      local rec = d(seq) .. ':' .. d(total) .. ':' .. d(count) .. ':' .. d(t) .. ':' .. idkey
+      redis.call('HSET', h, 'a' .. d(first), rec)
+      out[#out + 1] = {st, total, count, t, evidence(st, seq)}
+    end
+  end
+end
+return out
