@@ -1,0 +1,142 @@
+// Package detect is the detect function: decoded transfers go through the
+// window store, the alerts they fire go to the sink, and only then is the
+// work acknowledged. The same Detector serves HTTP (OpenFaaS, Knative, the
+// local server), the Kafka consumer and the replay command.
+package detect
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	ce "github.com/cloudevents/sdk-go/v2/event"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/fintrans/fintrans/shared/event"
+	"github.com/fintrans/fintrans/shared/metrics"
+	"github.com/fintrans/fintrans/shared/sink"
+	"github.com/fintrans/fintrans/shared/window"
+)
+
+// Result statuses.
+const (
+	Counted   = "counted"
+	Duplicate = "duplicate"
+	Late      = "late"
+	Invalid   = "invalid"
+)
+
+// Result is what happened to one input.
+type Result struct {
+	Ref    string   `json:"ref,omitempty"`
+	Source string   `json:"source,omitempty"`
+	ID     string   `json:"id,omitempty"`
+	Status string   `json:"status"`
+	Reason string   `json:"reason,omitempty"`
+	Alerts []string `json:"alerts,omitempty"` // ids of the alerts fired (or fired again)
+}
+
+// Detector runs transfers through the store and the sink.
+type Detector struct {
+	Store *window.Store
+	Sink  sink.Sink
+	Log   *slog.Logger
+	Redis redis.UniversalClient // for readiness checks; may be nil
+}
+
+// FaultError is a server-side failure (Redis or the sink): retry later.
+type FaultError struct {
+	Component string // "redis" or "sink"
+	Err       error
+}
+
+func (e *FaultError) Error() string { return e.Component + ": " + e.Err.Error() }
+func (e *FaultError) Unwrap() error { return e.Err }
+
+// Processed is the outcome of Process.
+type Processed struct {
+	Results []Result
+	Alerts  []event.Alert
+}
+
+// Process applies every valid item and delivers the alerts. It returns a
+// *FaultError if Redis or the sink failed: then nothing may be acknowledged
+// (a redelivery is safe: transfers already counted are duplicates, and the
+// ones that fired an alert fire it again).
+func (d *Detector) Process(ctx context.Context, items []event.Item) (Processed, error) {
+	p := Processed{Results: make([]Result, len(items))}
+	var valid []event.Transfer
+	var at []int
+	for i, it := range items {
+		r := Result{Ref: it.Ref, Source: it.Transfer.Source, ID: it.Transfer.ID}
+		if it.Err != nil {
+			r.Status, r.Reason = Invalid, it.Err.Error()
+			metrics.Transfers.WithLabelValues(Invalid).Inc()
+		} else {
+			valid = append(valid, it.Transfer)
+			at = append(at, i)
+		}
+		p.Results[i] = r
+	}
+	if len(valid) == 0 {
+		return p, nil
+	}
+	start := time.Now()
+	outs, err := d.Store.Apply(ctx, valid)
+	metrics.RedisSeconds.Observe(time.Since(start).Seconds())
+	if err != nil {
+		metrics.Errors.WithLabelValues("redis").Inc()
+		return p, &FaultError{Component: "redis", Err: err}
+	}
+	var events []ce.Event
+	for k, o := range outs {
+		r := &p.Results[at[k]]
+		r.Status = o.Status.String()
+		metrics.Transfers.WithLabelValues(r.Status).Inc()
+		switch o.Status {
+		case window.Late:
+			metrics.Late.Inc()
+			r.Reason = fmt.Sprintf("late: %s is more than the allowed lateness behind %s, the newest time of pair %s",
+				valid[k].Time.Format(time.RFC3339Nano), o.Newest.Format(time.RFC3339Nano), event.Subject(valid[k].From, valid[k].To))
+			d.logger().Warn("late transfer refused", "source", valid[k].Source, "id", valid[k].ID,
+				"time", valid[k].Time, "newest", o.Newest, "pair", event.Subject(valid[k].From, valid[k].To))
+		case window.Duplicate:
+			metrics.Duplicates.Inc()
+		}
+		for _, a := range o.Alerts {
+			r.Alerts = append(r.Alerts, a.ID())
+			p.Alerts = append(p.Alerts, a)
+			events = append(events, a.CloudEvent())
+		}
+	}
+	if len(events) > 0 {
+		start = time.Now()
+		err := d.Sink.Send(ctx, events)
+		metrics.SinkSeconds.Observe(time.Since(start).Seconds())
+		if err != nil {
+			metrics.Errors.WithLabelValues("sink").Inc()
+			return p, &FaultError{Component: "sink", Err: err}
+		}
+		metrics.Alerts.Add(float64(len(events)))
+		for _, a := range p.Alerts {
+			d.logger().Info("fraud alert", "id", a.ID(), "pair", event.Subject(a.From, a.To),
+				"windowStart", a.WindowStart, "total", a.Total.String(), "count", a.Count)
+		}
+	}
+	return p, nil
+}
+
+func (d *Detector) logger() *slog.Logger {
+	if d.Log == nil {
+		return slog.Default()
+	}
+	return d.Log
+}
+
+// IsFault reports whether err is a server-side fault.
+func IsFault(err error) bool {
+	var f *FaultError
+	return errors.As(err, &f)
+}

@@ -1,0 +1,54 @@
+// Package metrics holds fintrans's Prometheus metrics (all named fintrans_*),
+// registered on the default registry that /metrics serves.
+package metrics
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+)
+
+var (
+	// Transfers counts the transfers detect handled, by result: counted,
+	// duplicate, late, invalid.
+	Transfers = promauto.NewCounterVec(prometheus.CounterOpts{
+		Name: "fintrans_transfers_total", Help: "Transfers handled by detect, by result.",
+	}, []string{"result"})
+	// Alerts counts fraud alerts accepted by the sink (re-fired ones too).
+	Alerts = promauto.NewCounter(prometheus.CounterOpts{
+		Name: "fintrans_alerts_total", Help: "Fraud alerts accepted by the sink, repeats included.",
+	})
+	// Late counts transfers refused as late.
+	Late = promauto.NewCounter(prometheus.CounterOpts{
+		Name: "fintrans_late_total", Help: "Transfers refused as later than the allowed lateness.",
+	})
+	// Duplicates counts redeliveries recognised.
+	Duplicates = promauto.NewCounter(prometheus.CounterOpts{
+		Name: "fintrans_duplicates_total", Help: "Transfers delivered again and counted once.",
+	})
+	// DeadLettered counts records sent to the dead-letter topic.
+	DeadLettered = promauto.NewCounterVec(prometheus.CounterOpts{
+		Name: "fintrans_dead_lettered_total", Help: "Records sent to the dead-letter topic, by reason.",
+	}, []string{"reason"})
+	// RedisSeconds times window-script pipelines.
+	RedisSeconds = promauto.NewHistogram(prometheus.HistogramOpts{
+		Name: "fintrans_redis_seconds", Help: "Time of one window-script pipeline.",
+		Buckets: prometheus.ExponentialBuckets(0.0002, 2, 16),
+	})
+	// SinkSeconds times alert deliveries.
+	SinkSeconds = promauto.NewHistogram(prometheus.HistogramOpts{
+		Name: "fintrans_sink_seconds", Help: "Time to have alerts accepted by the sink.",
+		Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
+	})
+	// Generated counts transfers produced by the generator.
+	Generated = promauto.NewCounter(prometheus.CounterOpts{
+		Name: "fintrans_generated_total", Help: "Transfers produced by the generator.",
+	})
+	// Printed counts alerts printed by the viewer (each once).
+	Printed = promauto.NewCounter(prometheus.CounterOpts{
+		Name: "fintrans_viewer_printed_total", Help: "Alerts printed by the viewer.",
+	})
+	// Errors counts server-side faults by component.
+	Errors = promauto.NewCounterVec(prometheus.CounterOpts{
+		Name: "fintrans_errors_total", Help: "Server-side faults (Redis, sink, Kafka), by component.",
+	}, []string{"component"})
+)

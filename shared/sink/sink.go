@@ -1,0 +1,157 @@
+// Package sink delivers CloudEvents: to an HTTP endpoint such as a Knative
+// KafkaSink (K_SINK) through the CloudEvents SDK, or straight to a Kafka topic
+// through sarama and the SDK's kafka_sarama binding. Send returns only once
+// every event is accepted; any error means "retry", never "done".
+package sink
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/cloudevents/sdk-go/protocol/kafka_sarama/v2"
+	cloudevents "github.com/cloudevents/sdk-go/v2"
+	"github.com/cloudevents/sdk-go/v2/binding"
+	ce "github.com/cloudevents/sdk-go/v2/event"
+	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
+
+	"github.com/fintrans/fintrans/shared/event"
+)
+
+// Sink accepts events durably or fails.
+type Sink interface {
+	Send(ctx context.Context, events []ce.Event) error
+	Close() error
+}
+
+// Func adapts a function to a Sink (tests, the replay command).
+type Func func(ctx context.Context, events []ce.Event) error
+
+func (f Func) Send(ctx context.Context, events []ce.Event) error { return f(ctx, events) }
+func (f Func) Close() error                                      { return nil }
+
+// HTTP posts each event in binary mode to a URL: a Knative KafkaSink answers
+// 202 once the record is in Kafka. Any answer outside 2xx is an error.
+type HTTP struct {
+	client      cloudevents.Client
+	target      string
+	parallelism int
+}
+
+// NewHTTP makes an HTTP sink for target, with its own http.Client timeout.
+func NewHTTP(target string, timeout time.Duration) (*HTTP, error) {
+	p, err := cloudevents.NewHTTP(cloudevents.WithTarget(target),
+		cehttp.WithClient(http.Client{Timeout: timeout}))
+	if err != nil {
+		return nil, fmt.Errorf("K_SINK %q: %w", target, err)
+	}
+	c, err := cloudevents.NewClient(p, cloudevents.WithTimeNow(), cloudevents.WithUUIDs())
+	if err != nil {
+		return nil, err
+	}
+	return &HTTP{client: c, target: target, parallelism: 16}, nil
+}
+
+// Send posts the events concurrently (at most 16 at once).
+func (h *HTTP) Send(ctx context.Context, events []ce.Event) error {
+	if len(events) == 0 {
+		return nil
+	}
+	sem := make(chan struct{}, h.parallelism)
+	var mu sync.Mutex
+	var errs []error
+	var wg sync.WaitGroup
+	for i := range events {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func(e ce.Event) {
+			defer wg.Done()
+			defer func() { <-sem }()
+			if err := h.sendOne(ctx, e); err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+			}
+		}(events[i])
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+func (h *HTTP) sendOne(ctx context.Context, e ce.Event) error {
+	res := h.client.Send(cloudevents.ContextWithRetriesExponentialBackoff(ctx, 50*time.Millisecond, 2), e)
+	if cloudevents.IsUndelivered(res) {
+		return fmt.Errorf("sink %s: event %s undelivered: %w", h.target, e.ID(), res)
+	}
+	var hr *cehttp.Result
+	if errors.As(res, &hr) && (hr.StatusCode < 200 || hr.StatusCode > 299) {
+		return fmt.Errorf("sink %s: event %s refused with HTTP %d", h.target, e.ID(), hr.StatusCode)
+	}
+	if !cloudevents.IsACK(res) {
+		return fmt.Errorf("sink %s: event %s not acknowledged: %w", h.target, e.ID(), res)
+	}
+	return nil
+}
+
+func (h *HTTP) Close() error { return nil }
+
+// Kafka writes events to a topic with a sarama SyncProducer, all of a call in
+// one SendMessages, each through the CloudEvents Kafka binding (binary mode:
+// ce_ headers, data as the value); the partitionkey extension becomes the
+// record key.
+type Kafka struct {
+	producer sarama.SyncProducer
+	topic    string
+}
+
+// NewKafka connects a producer to brokers.
+func NewKafka(brokers []string, cfg *sarama.Config, topic string) (*Kafka, error) {
+	p, err := sarama.NewSyncProducer(brokers, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("kafka producer for %s: %w", topic, err)
+	}
+	return &Kafka{producer: p, topic: topic}, nil
+}
+
+// NewKafkaFromProducer wraps an existing producer (not closed by Close).
+func NewKafkaFromProducer(p sarama.SyncProducer, topic string) *Kafka {
+	return &Kafka{producer: p, topic: topic}
+}
+
+// Messages converts events to producer messages for topic.
+func Messages(ctx context.Context, topic string, events []ce.Event) ([]*sarama.ProducerMessage, error) {
+	msgs := make([]*sarama.ProducerMessage, len(events))
+	for i := range events {
+		m := &sarama.ProducerMessage{Topic: topic}
+		if err := kafka_sarama.WriteProducerMessage(ctx, binding.ToMessage(&events[i]), m); err != nil {
+			return nil, fmt.Errorf("encoding event %s: %w", events[i].ID(), err)
+		}
+		if m.Key == nil {
+			if k, ok := events[i].Extensions()[event.PartitionKey].(string); ok {
+				m.Key = sarama.StringEncoder(k)
+			}
+		}
+		msgs[i] = m
+	}
+	return msgs, nil
+}
+
+func (k *Kafka) Send(ctx context.Context, events []ce.Event) error {
+	if len(events) == 0 {
+		return nil
+	}
+	msgs, err := Messages(ctx, k.topic, events)
+	if err != nil {
+		return err
+	}
+	if err := k.producer.SendMessages(msgs); err != nil {
+		return fmt.Errorf("kafka topic %s: %w", k.topic, err)
+	}
+	return nil
+}
+
+func (k *Kafka) Close() error { return k.producer.Close() }
