@@ -87,8 +87,8 @@ func stream(rng *rand.Rand, n int, accounts []string, span time.Duration, maxCen
 		}
 		ts[i] = event.Transfer{
 			Source: "/test", ID: "tx-" + strconv.Itoa(i),
-			Time:   base.Add(time.Duration(rng.Int63n(int64(span)))).Truncate(time.Millisecond),
-			From:   from, To: to,
+			Time: base.Add(time.Duration(rng.Int63n(int64(span)))).Truncate(time.Millisecond),
+			From: from, To: to,
 			Amount: money.Cents(1 + rng.Int63n(maxCents)),
 		}
 	}
