@@ -61,7 +61,7 @@ func TestVersionsAgainstEmbedded(t *testing.T) {
 }
 
 // TestSASLAgainstKfake checks the SASL settings Config derives from the
-// environment, including the standard-library SCRAM client, against kfake's
+// environment, including the xdg-go/scram SCRAM client, against kfake's
 // SASL support.
 func TestSASLAgainstKfake(t *testing.T) {
 	for _, mech := range []string{"PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"} {

@@ -8,7 +8,6 @@ package kafka
 import (
 	"crypto/tls"
 	"crypto/x509"
-	"errors"
 	"fmt"
 	"os"
 	"strconv"
@@ -161,15 +160,12 @@ func configureSecurity(cfg *sarama.Config, getenv func(string) string) error {
 		cfg.Net.SASL.Mechanism = sarama.SASLTypePlaintext
 	case sarama.SASLTypeSCRAMSHA256:
 		cfg.Net.SASL.Mechanism = sarama.SASLTypeSCRAMSHA256
-		cfg.Net.SASL.SCRAMClientGeneratorFunc = func() sarama.SCRAMClient { return newSCRAMClient(sha256Hash) }
+		cfg.Net.SASL.SCRAMClientGeneratorFunc = func() sarama.SCRAMClient { return &XDGSCRAMClient{HashGeneratorFcn: SHA256} }
 	case sarama.SASLTypeSCRAMSHA512:
 		cfg.Net.SASL.Mechanism = sarama.SASLTypeSCRAMSHA512
-		cfg.Net.SASL.SCRAMClientGeneratorFunc = func() sarama.SCRAMClient { return newSCRAMClient(sha512Hash) }
+		cfg.Net.SASL.SCRAMClientGeneratorFunc = func() sarama.SCRAMClient { return &XDGSCRAMClient{HashGeneratorFcn: SHA512} }
 	default:
 		return fmt.Errorf("%s %q: want PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512", EnvSASLMechanism, mech)
 	}
 	return nil
 }
-
-// errSCRAM is wrapped by every SCRAM protocol failure.
-var errSCRAM = errors.New("scram")
