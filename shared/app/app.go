@@ -65,6 +65,10 @@ func New(ctx context.Context, name string, cfg config.Config, log *slog.Logger) 
 	switch name {
 	case "detect":
 		return newDetect(ctx, cfg, log)
+	case "generator":
+		return newGenerator(ctx, cfg, log)
+	case "viewer":
+		return newViewer(ctx, cfg, log)
 	}
 	return nil, fmt.Errorf("unknown function %q (detect, generator, viewer)", name)
 }

@@ -1,0 +1,62 @@
+package generator
+
+import (
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/fintrans/fintrans/shared/server"
+)
+
+// Answer is the generator's JSON answer to a tick.
+type Answer struct {
+	Produced int    `json:"produced"`
+	Episodes int    `json:"episodes"`
+	Topic    string `json:"topic,omitempty"`
+	Sink     string `json:"sink,omitempty"`
+}
+
+// Handler runs one Tick per POST: the cron tick of OpenFaaS's cron-connector
+// (an empty body) or of a Knative PingSource (a CloudEvent in binary or
+// structured mode). The body is read and ignored.
+//   - 200 {"produced": n, "episodes": k, "topic"|"sink": where};
+//   - 503 with a one-line JSON reason when the sink failed;
+//   - 405 (Allow: POST) for any other method.
+type Handler struct {
+	Generator *Generator
+	Topic     string // the Kafka topic written to (when writing to Kafka)
+	Sink      string // the K_SINK URL posted to (when posting over HTTP)
+	Log       *slog.Logger
+}
+
+// maxTickBody bounds how much of a tick's body is read (and ignored).
+const maxTickBody = 1 << 20
+
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		server.Error(w, http.StatusMethodNotAllowed, "method "+r.Method+" not allowed: POST (a cron tick) makes a batch of transfers")
+		return
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(r.Body, maxTickBody))
+	p, err := h.Generator.Tick(r.Context())
+	if err != nil {
+		h.log().Error("generator: sending the batch failed", "transfers", len(p.Transfers), "err", err)
+		w.Header().Set("Retry-After", "1")
+		server.Error(w, http.StatusServiceUnavailable, "sending "+strconv.Itoa(len(p.Transfers))+" transfers failed: "+oneLine(err.Error()))
+		return
+	}
+	h.log().Debug("generator: batch sent", "transfers", p.Sent, "episodes", len(p.Episodes))
+	server.JSON(w, http.StatusOK, Answer{Produced: p.Sent, Episodes: len(p.Episodes), Topic: h.Topic, Sink: h.Sink})
+}
+
+func (h *Handler) log() *slog.Logger {
+	if h.Log != nil {
+		return h.Log
+	}
+	return slog.Default()
+}
+
+func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }

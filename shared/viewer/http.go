@@ -1,0 +1,168 @@
+package viewer
+
+import (
+	"html/template"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/fintrans/fintrans/shared/event"
+	"github.com/fintrans/fintrans/shared/server"
+)
+
+// Handler is the viewer's HTTP face:
+//   - POST (a cron tick: an empty body from OpenFaaS's cron-connector or a
+//     PingSource CloudEvent, read and ignored) drains the fraud topic and
+//     answers 200 {"printed": n}, or 503 with a one-line JSON reason when
+//     Kafka failed;
+//   - GET answers the most recent alerts as JSON {"alerts": [...]}, newest
+//     first, or as a small HTML page when the Accept header prefers
+//     text/html;
+//   - any other method gets 405 (Allow: GET, POST).
+type Handler struct {
+	Viewer *Viewer
+}
+
+// DrainAnswer is the answer to a tick.
+type DrainAnswer struct {
+	Printed int `json:"printed"`
+}
+
+// RecentAnswer is the answer to GET.
+type RecentAnswer struct {
+	Alerts []jsonAlert `json:"alerts"`
+}
+
+const maxTickBody = 1 << 20
+
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	switch r.Method {
+	case http.MethodPost:
+		_, _ = io.Copy(io.Discard, io.LimitReader(r.Body, maxTickBody))
+		n, err := h.Viewer.Drain(r.Context())
+		if err != nil {
+			h.Viewer.log.Error("viewer: drain failed", "printed", n, "err", err)
+			w.Header().Set("Retry-After", "1")
+			server.Error(w, http.StatusServiceUnavailable, "reading the fraud topic failed after printing "+strconv.Itoa(n)+" alerts: "+oneLine(err.Error()))
+			return
+		}
+		server.JSON(w, http.StatusOK, DrainAnswer{Printed: n})
+	case http.MethodGet, http.MethodHead:
+		recent := h.Viewer.Recent()
+		if prefersHTML(r.Header.Get("Accept")) {
+			w.Header().Set("Content-Type", "text/html; charset=utf-8")
+			w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'")
+			w.Header().Set("X-Content-Type-Options", "nosniff")
+			if err := page.Execute(w, pageData{Alerts: recent, Now: time.Now().UTC()}); err != nil {
+				h.Viewer.log.Warn("viewer: rendering the page failed", "err", err)
+			}
+			return
+		}
+		ans := RecentAnswer{Alerts: make([]jsonAlert, len(recent))}
+		for i, p := range recent {
+			ans.Alerts[i] = jsonOf(p.ID, p.Alert)
+		}
+		server.JSON(w, http.StatusOK, ans)
+	default:
+		w.Header().Set("Allow", "GET, POST")
+		server.Error(w, http.StatusMethodNotAllowed, "method "+r.Method+" not allowed: POST (a cron tick) prints new alerts, GET lists the recent ones")
+	}
+}
+
+func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
+
+// prefersHTML reports whether an Accept header ranks text/html above
+// application/json (a browser's does; curl's "*/*" does not).
+func prefersHTML(accept string) bool {
+	if accept == "" {
+		return false
+	}
+	qh, eh := quality(accept, "text", "html")
+	qj, ej := quality(accept, "application", "json")
+	if qh != qj {
+		return qh > qj
+	}
+	return qh > 0 && eh && !ej
+}
+
+// quality is the q-value an Accept header gives type/sub (most specific
+// range wins) and whether it names it exactly.
+func quality(accept, typ, sub string) (q float64, exact bool) {
+	best := -1 // specificity of the matching range: 0 */*, 1 type/*, 2 type/sub
+	for _, part := range strings.Split(accept, ",") {
+		fields := strings.Split(part, ";")
+		mt := strings.ToLower(strings.TrimSpace(fields[0]))
+		t, s, ok := strings.Cut(mt, "/")
+		if !ok {
+			continue
+		}
+		spec := -1
+		switch {
+		case t == typ && s == sub:
+			spec = 2
+		case t == typ && s == "*":
+			spec = 1
+		case t == "*" && s == "*":
+			spec = 0
+		}
+		if spec < 0 || spec < best {
+			continue
+		}
+		v := 1.0
+		for _, p := range fields[1:] {
+			k, val, _ := strings.Cut(strings.TrimSpace(p), "=")
+			if strings.EqualFold(strings.TrimSpace(k), "q") {
+				if f, err := strconv.ParseFloat(strings.TrimSpace(val), 64); err == nil && f >= 0 && f <= 1 {
+					v = f
+				}
+			}
+		}
+		if spec > best || v > q {
+			q = v
+		}
+		best = spec
+	}
+	return q, best == 2
+}
+
+type pageData struct {
+	Alerts []Printed
+	Now    time.Time
+}
+
+var page = template.Must(template.New("viewer").Funcs(template.FuncMap{
+	"stamp": stamp,
+	"more": func(a event.Alert) int {
+		return a.Count - len(a.Transactions)
+	},
+}).Parse(`<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>fintrans: detected fraud</title>
+<style>
+body { font-family: system-ui, sans-serif; margin: 2em; }
+table { border-collapse: collapse; margin-bottom: 1.5em; }
+td, th { border: 1px solid #ccc; padding: .25em .5em; text-align: left; }
+code { white-space: pre-wrap; word-break: break-all; }
+</style>
+</head>
+<body>
+<h1>Detected fraud</h1>
+<p>The {{len .Alerts}} most recent alerts printed by this viewer, newest first ({{stamp .Now}}).</p>
+{{range .Alerts}}
+<h2><code>{{.Alert.From}}</code> &rarr; <code>{{.Alert.To}}</code>: {{.Alert.Total}} &gt; {{.Alert.Threshold}}</h2>
+<p>Window {{stamp .Alert.WindowStart}} to {{stamp .Alert.WindowEnd}}, {{.Alert.Count}} transfers, alert id <code>{{.ID}}</code>.</p>
+<table>
+<tr><th>time</th><th>amount</th><th>id</th></tr>
+{{range .Alert.Transactions}}<tr><td>{{stamp .Time}}</td><td>{{.Amount}}</td><td><code>{{.ID}}</code></td></tr>
+{{end}}{{with more .Alert}}{{if gt . 0}}<tr><td colspan="3">... and {{.}} more</td></tr>{{end}}{{end}}
+</table>
+{{else}}
+<p>No alert yet.</p>
+{{end}}
+</body>
+</html>
+`))
