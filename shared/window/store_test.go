@@ -17,6 +17,7 @@ import (
 	"github.com/fintrans/fintrans/shared/money"
 	"github.com/fintrans/fintrans/shared/redistest"
 	"github.com/fintrans/fintrans/shared/window"
+	"github.com/fintrans/fintrans/shared/window/flinkref"
 )
 
 var defaultCfg = window.Config{
@@ -28,47 +29,10 @@ var defaultCfg = window.Config{
 	TTL:             24 * time.Hour,
 }
 
-// ---- The reference: the Flink job's semantics, computed directly. ----
+type alertKey = flinkref.Key
 
-type alertKey struct {
-	From, To string
-	Start    int64 // window start, ms
-}
-
-// flinkWindows is SlidingEventTimeWindows.assignWindows: the starts of every
-// window [s, s+size) holding t.
-func flinkWindows(t, size, slide int64) []int64 {
-	var out []int64
-	last := t - (t+slide)%slide // TimeWindow.getWindowStartWithOffset, offset 0
-	for s := last; s > t-size; s -= slide {
-		out = append(out, s)
-	}
-	return out
-}
-
-// reference sums every transfer (deduplicated by source and id) into every
-// window holding it and returns the (pair, window)s whose total is over the
-// threshold, with that total.
 func reference(ts []event.Transfer, cfg window.Config) map[alertKey]money.Cents {
-	seen := map[[2]string]bool{}
-	sums := map[alertKey]money.Cents{}
-	for _, t := range ts {
-		id := [2]string{t.Source, t.ID}
-		if seen[id] {
-			continue
-		}
-		seen[id] = true
-		for _, s := range flinkWindows(t.Time.UnixMilli(), cfg.Size.Milliseconds(), cfg.Slide.Milliseconds()) {
-			sums[alertKey{t.From, t.To, s}] += t.Amount
-		}
-	}
-	out := map[alertKey]money.Cents{}
-	for k, v := range sums {
-		if v > cfg.Threshold {
-			out[k] = v
-		}
-	}
-	return out
+	return flinkref.Alerts(ts, cfg.Threshold, cfg.Size, cfg.Slide)
 }
 
 // ---- Streams ----
@@ -132,7 +96,7 @@ func (c *collector) apply(t *testing.T, s *window.Store, ts []event.Transfer, ba
 		for _, o := range out {
 			c.status[o.Status]++
 			for _, a := range o.Alerts {
-				k := alertKey{a.From, a.To, a.WindowStart.UnixMilli()}
+				k := alertKey{From: a.From, To: a.To, Start: a.WindowStart.UnixMilli()}
 				c.alerts[k] = append(c.alerts[k], a)
 			}
 		}

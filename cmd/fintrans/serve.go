@@ -1,0 +1,66 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strconv"
+
+	"github.com/fintrans/fintrans/shared/app"
+	"github.com/fintrans/fintrans/shared/config"
+	"github.com/fintrans/fintrans/shared/detect"
+	"github.com/fintrans/fintrans/shared/embedded"
+	"github.com/fintrans/fintrans/shared/replay"
+	"github.com/fintrans/fintrans/shared/server"
+	"github.com/fintrans/fintrans/shared/sink"
+)
+
+// serve runs one function as a plain HTTP server (the Knative container).
+func serve(ctx context.Context, cfg config.Config, log *slog.Logger, args []string) error {
+	if len(args) != 1 {
+		return errors.New("serve needs one function: detect, generator or viewer")
+	}
+	f, err := app.New(ctx, args[0], cfg, log)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return server.Serve(ctx, ":"+strconv.Itoa(cfg.Port), server.Mux(f.Handler, f.Ready), log)
+}
+
+// replayCmd runs a file (or stdin) of transfers through detect. With no
+// REDIS_URL it uses an embedded Redis, so it runs on a fresh machine.
+func replayCmd(ctx context.Context, cfg config.Config, log *slog.Logger, args []string) error {
+	in, name := os.Stdin, "stdin"
+	if len(args) > 1 {
+		return errors.New("replay takes at most one file")
+	}
+	if len(args) == 1 && args[0] != "-" {
+		f, err := os.Open(args[0])
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		in, name = f, args[0]
+	}
+	if cfg.RedisURL == "" {
+		r, err := embedded.StartRedis()
+		if err != nil {
+			return err
+		}
+		defer r.Close()
+		cfg.RedisURL = r.URL
+		log.Info("REDIS_URL not set: using an embedded Redis for this replay")
+	}
+	st, rdb, err := app.Store(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer rdb.Close()
+	d := &detect.Detector{Store: st, Sink: sink.Func(nil), Log: log, Redis: rdb}
+	sum, err := replay.Run(ctx, d, in, "file://"+name, os.Stdout, os.Stderr, 500)
+	fmt.Fprintln(os.Stderr, sum)
+	return err
+}
