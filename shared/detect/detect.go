@@ -121,7 +121,7 @@ func (d *Detector) Process(ctx context.Context, items []event.Item) (Processed, 
 		}
 		metrics.Alerts.Add(float64(len(events)))
 		for _, a := range p.Alerts {
-			d.logger().Info("fraud alert", "id", a.ID(), "pair", event.Subject(a.From, a.To),
+			d.logger().Debug("fraud alert", "id", a.ID(), "pair", event.Subject(a.From, a.To),
 				"windowStart", a.WindowStart, "total", a.Total.String(), "count", a.Count)
 		}
 	}
