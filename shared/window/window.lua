@@ -70,12 +70,19 @@ local function refire(st, rec, key)
   return {st, tonumber(total), tonumber(count), tonumber(ft), evidence(st, tonumber(seq))}
 end
 
+-- Late: older than the allowed lateness behind the newest time of the pair.
+-- Nothing changes.
+local meta = redis.call('HMGET', h, 't', 'lo')
+local newest = tonumber(meta[1])
+if newest and t < newest - late then
+  return {3, newest}
+end
+
 -- A delivery seen before: change nothing, but fire again the alerts that this
 -- very transfer fired, so that an alert lost between Redis and the sink is
 -- sent again by the redelivery.
-local prev = redis.call('ZSCORE', s, idkey)
-if prev then
-  local ws = windows(tonumber(prev))
+if redis.call('ZADD', s, 'NX', d(t), idkey) == 0 then
+  local ws = windows(tonumber(redis.call('ZSCORE', s, idkey)))
   local fields = {}
   for i, st in ipairs(ws) do fields[i] = 'a' .. d(st / g) end
   local recs = redis.call('HMGET', h, unpack(fields))
@@ -87,27 +94,20 @@ if prev then
   return out
 end
 
--- Late: older than the allowed lateness behind the newest time of the pair.
-local meta = redis.call('HMGET', h, 't', 'lo')
-local newest = tonumber(meta[1])
-if newest and t < newest - late then
-  return {3, newest}
-end
-
 -- Count it.
 local seq = redis.call('HINCRBY', h, 'n', 1)
 local b = math.floor(t / g)
 redis.call('HINCRBY', h, 's' .. d(b), amt)
-redis.call('HINCRBY', h, 'c' .. d(b), 1)
-redis.call('ZADD', s, d(t), idkey)
+local inBucket = redis.call('HINCRBY', h, 'c' .. d(b), 1)
 if cap > 0 then
-  local lo_t, hi_t = d(b * g), '(' .. d(b * g + g)
   local member = d(seq) .. ':' .. d(amt) .. ':' .. txid
-  if redis.call('ZCOUNT', e, lo_t, hi_t) < cap then
+  if inBucket <= cap then
     redis.call('ZADD', e, d(t), member)
   else
+    -- The bucket's evidence is full: keep its oldest transfers.
+    local lo_t, hi_t = d(b * g), '(' .. d(b * g + g)
     local last = redis.call('ZREVRANGEBYSCORE', e, hi_t, lo_t, 'WITHSCORES', 'LIMIT', 0, 1)
-    if t < tonumber(last[2]) then
+    if last[2] and t < tonumber(last[2]) then
       redis.call('ZREM', e, last[1])
       redis.call('ZADD', e, d(t), member)
     end
@@ -142,9 +142,12 @@ if not newest or t > newest then
     if cap > 0 then redis.call('ZREMRANGEBYSCORE', e, '-inf', '(' .. d(keep * g)) end
   end
 end
-redis.call('PEXPIRE', h, ttl)
-redis.call('PEXPIRE', s, ttl)
-if cap > 0 then redis.call('PEXPIRE', e, ttl) end
+-- Expiry: refreshed when the pair's time advances, and every 64th transfer.
+if not newest or t > newest or seq % 64 == 1 then
+  redis.call('PEXPIRE', h, ttl)
+  redis.call('PEXPIRE', s, ttl)
+  if cap > 0 then redis.call('PEXPIRE', e, ttl) end
+end
 
 -- Check every window holding this transfer: the one whose total first goes
 -- over the threshold fires, whatever order the transfers arrive in.
