@@ -71,7 +71,9 @@ type Store struct {
 	rdb    redis.UniversalClient
 	cfg    Config
 	bucket int64 // bucket width: gcd(size, slide) in ms
-	args   [7]any
+	size   int64 // ms
+	slide  int64 // ms
+	args   [7]string
 }
 
 // New makes a store. It does not touch Redis; call Load to check the
@@ -96,8 +98,10 @@ func New(rdb redis.UniversalClient, cfg Config) (*Store, error) {
 		cfg.KeyPrefix = "ft:"
 	}
 	g := gcd(size, slide)
-	s := &Store{rdb: rdb, cfg: cfg, bucket: g}
-	s.args = [7]any{int64(cfg.Threshold), size, slide, g, cfg.Lateness.Milliseconds(), cfg.MaxTransactions, cfg.TTL.Milliseconds()}
+	s := &Store{rdb: rdb, cfg: cfg, bucket: g, size: size, slide: slide}
+	for i, v := range []int64{int64(cfg.Threshold), size, slide, g, cfg.Lateness.Milliseconds(), int64(cfg.MaxTransactions), cfg.TTL.Milliseconds()} {
+		s.args[i] = strconv.FormatInt(v, 10)
+	}
 	return s, nil
 }
 
@@ -185,8 +189,27 @@ func (s *Store) Apply(ctx context.Context, ts []event.Transfer) ([]Outcome, erro
 
 func (s *Store) evalSha(ctx context.Context, p redis.Pipeliner, t event.Transfer) *redis.Cmd {
 	k := s.Keys(t.From, t.To)
-	return Script.EvalSha(ctx, p, k[:], idKey(t), t.Time.UnixMilli(), int64(t.Amount),
-		s.args[0], s.args[1], s.args[2], s.args[3], s.args[4], s.args[5], s.args[6], t.ID)
+	return Script.EvalSha(ctx, p, k[:], s.argv(t)...)
+}
+
+// argv is the script's ARGV for t: the transfer, the configuration, and the
+// decimal indices of every bucket the windows holding t cover (b0..b1).
+func (s *Store) argv(t event.Transfer) []any {
+	ms := t.Time.UnixMilli()
+	newest := ms / s.slide * s.slide // the latest window start holding ms
+	oldest := newest
+	for oldest-s.slide > ms-s.size {
+		oldest -= s.slide
+	}
+	b0, b1 := oldest/s.bucket, (newest+s.size)/s.bucket-1
+	args := make([]any, 0, 13+b1-b0+1)
+	args = append(args, idKey(t), strconv.FormatInt(ms, 10), strconv.FormatInt(int64(t.Amount), 10),
+		s.args[0], s.args[1], s.args[2], s.args[3], s.args[4], s.args[5], s.args[6], t.ID,
+		strconv.FormatInt(b0, 10))
+	for j := b0; j <= b1; j++ {
+		args = append(args, strconv.FormatInt(j, 10))
+	}
+	return args
 }
 
 func isNoScript(err error) bool {

@@ -13,7 +13,11 @@
 --            at most `cap` per bucket, the oldest by event time
 --
 -- ARGV: idkey, time ms, amount cents, threshold cents, window size ms,
---       slide ms, bucket width ms, allowed lateness ms, cap, ttl ms, id
+--       slide ms, bucket width g ms, allowed lateness ms, cap, ttl ms, id,
+--       then b0, b0, b0+1, ..., b1: the decimal indices of the buckets that
+--       the windows holding the transfer cover (the caller formats them, so
+--       that the script formats almost no number: Lua's number-to-string
+--       conversion is the costliest thing it would do).
 --
 -- Returns {status, info, alert...}:
 --   status 1 counted (info = sequence number), 2 duplicate, 3 late (info =
@@ -21,8 +25,10 @@
 --   {evidence member, score, ...}}.
 local h, s, e = KEYS[1], KEYS[2], KEYS[3]
 local idkey = ARGV[1]
-local t = tonumber(ARGV[2])
-local amt = tonumber(ARGV[3])
+local tstr = ARGV[2]
+local t = tonumber(tstr)
+local amtstr = ARGV[3]
+local amt = tonumber(amtstr)
 local thr = tonumber(ARGV[4])
 local size = tonumber(ARGV[5])
 local slide = tonumber(ARGV[6])
@@ -31,8 +37,18 @@ local late = tonumber(ARGV[8])
 local cap = tonumber(ARGV[9])
 local ttl = ARGV[10]
 local txid = ARGV[11]
+local b0 = tonumber(ARGV[12])
 
 local function d(x) return string.format('%d', x) end
+
+-- The decimal form of bucket index j: from ARGV when the caller sent it.
+local function js(j)
+  if j >= b0 then
+    local v = ARGV[13 + j - b0]
+    if v then return v end
+  end
+  return d(j)
+end
 
 -- The windows [st, st+size) holding time x, newest start first: st is a
 -- multiple of slide with x - size < st <= x.
@@ -81,10 +97,10 @@ end
 -- A delivery seen before: change nothing, but fire again the alerts that this
 -- very transfer fired, so that an alert lost between Redis and the sink is
 -- sent again by the redelivery.
-if redis.call('ZADD', s, 'NX', d(t), idkey) == 0 then
+if redis.call('ZADD', s, 'NX', tstr, idkey) == 0 then
   local ws = windows(tonumber(redis.call('ZSCORE', s, idkey)))
   local fields = {}
-  for i, st in ipairs(ws) do fields[i] = 'a' .. d(st / g) end
+  for i, st in ipairs(ws) do fields[i] = 'a' .. js(st / g) end
   local recs = redis.call('HMGET', h, unpack(fields))
   local out = {2, 0}
   for i, rec in ipairs(recs) do
@@ -97,26 +113,27 @@ end
 -- Count it.
 local seq = redis.call('HINCRBY', h, 'n', 1)
 local b = math.floor(t / g)
-redis.call('HINCRBY', h, 's' .. d(b), amt)
-local inBucket = redis.call('HINCRBY', h, 'c' .. d(b), 1)
+local bs = js(b)
+redis.call('HINCRBY', h, 's' .. bs, amtstr)
+local inBucket = redis.call('HINCRBY', h, 'c' .. bs, 1)
 if cap > 0 then
-  local member = d(seq) .. ':' .. d(amt) .. ':' .. txid
+  local member = seq .. ':' .. amtstr .. ':' .. txid
   if inBucket <= cap then
-    redis.call('ZADD', e, d(t), member)
+    redis.call('ZADD', e, tstr, member)
   else
     -- The bucket's evidence is full: keep its oldest transfers.
-    local lo_t, hi_t = d(b * g), '(' .. d(b * g + g)
-    local last = redis.call('ZREVRANGEBYSCORE', e, hi_t, lo_t, 'WITHSCORES', 'LIMIT', 0, 1)
+    local last = redis.call('ZREVRANGEBYSCORE', e, '(' .. d(b * g + g), d(b * g), 'WITHSCORES', 'LIMIT', 0, 1)
     if last[2] and t < tonumber(last[2]) then
       redis.call('ZREM', e, last[1])
-      redis.call('ZADD', e, d(t), member)
+      redis.call('ZADD', e, tstr, member)
     end
   end
 end
 
 -- Advance the newest time and drop what no transfer can reach any more.
-if not newest or t > newest then
-  redis.call('HSET', h, 't', d(t))
+local advanced = not newest or t > newest
+if advanced then
+  redis.call('HSET', h, 't', tstr)
   local keep = math.floor((t - late - size) / g)
   local lo = tonumber(meta[2])
   if not lo then
@@ -125,10 +142,10 @@ if not newest or t > newest then
     local del = {}
     if keep - lo <= 64 then
       for j = lo, keep - 1 do
-        local js = d(j)
-        del[#del + 1] = 's' .. js
-        del[#del + 1] = 'c' .. js
-        del[#del + 1] = 'a' .. js
+        local jstr = d(j)
+        del[#del + 1] = 's' .. jstr
+        del[#del + 1] = 'c' .. jstr
+        del[#del + 1] = 'a' .. jstr
       end
     else
       for _, f in ipairs(redis.call('HKEYS', h)) do
@@ -142,8 +159,8 @@ if not newest or t > newest then
     if cap > 0 then redis.call('ZREMRANGEBYSCORE', e, '-inf', '(' .. d(keep * g)) end
   end
 end
--- Expiry: refreshed when the pair's time advances, and every 64th transfer.
-if not newest or t > newest or seq % 64 == 1 then
+-- Expiry: refreshed when the pair enters a new bucket, and every 64th transfer.
+if not newest or b > math.floor(newest / g) or seq % 64 == 1 then
   redis.call('PEXPIRE', h, ttl)
   redis.call('PEXPIRE', s, ttl)
   if cap > 0 then redis.call('PEXPIRE', e, ttl) end
@@ -152,31 +169,32 @@ end
 -- Check every window holding this transfer: the one whose total first goes
 -- over the threshold fires, whatever order the transfers arrive in.
 local ws = windows(t)
-local b0 = math.floor(ws[#ws] / g)
-local b1 = math.floor((ws[1] + size) / g) - 1
+local first = math.floor(ws[#ws] / g)
+local last = math.floor((ws[1] + size) / g) - 1
 local fields = {}
-for j = b0, b1 do
-  local js = d(j)
-  fields[#fields + 1] = 's' .. js
-  fields[#fields + 1] = 'c' .. js
+for j = first, last do
+  local jstr = js(j)
+  fields[#fields + 1] = 's' .. jstr
+  fields[#fields + 1] = 'c' .. jstr
 end
 local nb = #fields
-for _, st in ipairs(ws) do fields[#fields + 1] = 'a' .. d(st / g) end
+for _, st in ipairs(ws) do fields[#fields + 1] = 'a' .. js(st / g) end
 local vals = redis.call('HMGET', h, unpack(fields))
 
 local out = {1, seq}
+local span = size / g
 for i, st in ipairs(ws) do
   if not vals[nb + i] then
     local total, count = 0, 0
-    local first = math.floor(st / g)
-    for j = first, first + size / g - 1 do
-      local k = (j - b0) * 2 + 1
+    local w = st / g
+    for j = w, w + span - 1 do
+      local k = (j - first) * 2 + 1
       total = total + (tonumber(vals[k]) or 0)
       count = count + (tonumber(vals[k + 1]) or 0)
     end
     if total > thr then
-      local rec = d(seq) .. ':' .. d(total) .. ':' .. d(count) .. ':' .. d(t) .. ':' .. idkey
-      redis.call('HSET', h, 'a' .. d(first), rec)
+      local rec = seq .. ':' .. d(total) .. ':' .. d(count) .. ':' .. tstr .. ':' .. idkey
+      redis.call('HSET', h, 'a' .. js(w), rec)
       out[#out + 1] = {st, total, count, t, evidence(st, seq)}
     end
   end
