@@ -111,7 +111,7 @@ func AlertSink(cfg config.Config) (sink.Sink, string, error) {
 	switch {
 	case cfg.KSink != "":
 		s, err := sink.NewHTTP(cfg.KSink, 10*time.Second)
-		return s, "K_SINK " + cfg.KSink, err
+		return s, "K_SINK " + sink.Describe(cfg.KSink), err
 	case len(cfg.KafkaBrokers) > 0:
 		kc, err := kafka.Config("detect", cfg.KafkaVersion)
 		if err != nil {

@@ -47,7 +47,7 @@ func NewGeneratorFrom(ctx context.Context, cfg config.Config, log *slog.Logger) 
 		if err != nil {
 			return nil, err
 		}
-		out, target, h.Sink = s, "K_SINK "+cfg.KSink, cfg.KSink
+		out, target, h.Sink = s, "K_SINK "+sink.Describe(cfg.KSink), sink.Describe(cfg.KSink)
 		f.Ready = func(context.Context) error { return nil }
 		f.closers = append(f.closers, s.Close)
 	case len(cfg.KafkaBrokers) > 0:

@@ -52,3 +52,17 @@ var (
 		Name: "fintrans_errors_total", Help: "Server-side faults (Redis, sink, Kafka), by component.",
 	}, []string{"component"})
 )
+
+// Every known label value starts at 0, so that each series is listed on
+// /metrics from the start (rate() and alerts need it before the first event).
+func init() {
+	for _, r := range []string{"counted", "duplicate", "late", "invalid"} {
+		Transfers.WithLabelValues(r)
+	}
+	for _, r := range []string{"invalid", "late"} {
+		DeadLettered.WithLabelValues(r)
+	}
+	for _, c := range []string{"redis", "sink", "kafka"} {
+		Errors.WithLabelValues(c)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"sync"
 	"time"
 
@@ -39,6 +40,7 @@ func (f Func) Close() error                                      { return nil }
 type HTTP struct {
 	client      cloudevents.Client
 	target      string
+	name        string // target without its password, for errors
 	parallelism int
 }
 
@@ -47,13 +49,27 @@ func NewHTTP(target string, timeout time.Duration) (*HTTP, error) {
 	p, err := cloudevents.NewHTTP(cloudevents.WithTarget(target),
 		cehttp.WithClient(http.Client{Timeout: timeout}))
 	if err != nil {
-		return nil, fmt.Errorf("K_SINK %q: %w", target, err)
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // url.Error repeats the URL, password included
+		}
+		return nil, fmt.Errorf("K_SINK %s: %w", Describe(target), err)
 	}
 	c, err := cloudevents.NewClient(p, cloudevents.WithTimeNow(), cloudevents.WithUUIDs())
 	if err != nil {
 		return nil, err
 	}
-	return &HTTP{client: c, target: target, parallelism: 16}, nil
+	return &HTTP{client: c, target: target, name: Describe(target), parallelism: 16}, nil
+}
+
+// Describe names an HTTP sink for logs, answers and errors without the
+// password its URL may carry (http://user:password@host/...).
+func Describe(target string) string {
+	u, err := url.Parse(target)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	return u.Redacted()
 }
 
 // Send posts the events concurrently (at most 16 at once).
@@ -85,14 +101,14 @@ func (h *HTTP) Send(ctx context.Context, events []ce.Event) error {
 func (h *HTTP) sendOne(ctx context.Context, e ce.Event) error {
 	res := h.client.Send(cloudevents.ContextWithRetriesExponentialBackoff(ctx, 50*time.Millisecond, 2), e)
 	if cloudevents.IsUndelivered(res) {
-		return fmt.Errorf("sink %s: event %s undelivered: %w", h.target, e.ID(), res)
+		return fmt.Errorf("sink %s: event %s undelivered: %w", h.name, e.ID(), res)
 	}
 	var hr *cehttp.Result
 	if errors.As(res, &hr) && (hr.StatusCode < 200 || hr.StatusCode > 299) {
-		return fmt.Errorf("sink %s: event %s refused with HTTP %d", h.target, e.ID(), hr.StatusCode)
+		return fmt.Errorf("sink %s: event %s refused with HTTP %d", h.name, e.ID(), hr.StatusCode)
 	}
 	if !cloudevents.IsACK(res) {
-		return fmt.Errorf("sink %s: event %s not acknowledged: %w", h.target, e.ID(), res)
+		return fmt.Errorf("sink %s: event %s not acknowledged: %w", h.name, e.ID(), res)
 	}
 	return nil
 }
