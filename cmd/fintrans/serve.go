@@ -54,7 +54,7 @@ func replayCmd(ctx context.Context, cfg config.Config, log *slog.Logger, args []
 		cfg.RedisURL = r.URL
 		log.Info("REDIS_URL not set: using an embedded Redis for this replay")
 	}
-	st, rdb, err := app.Store(ctx, cfg)
+	st, rdb, err := app.Store(ctx, cfg, log)
 	if err != nil {
 		return err
 	}

@@ -74,7 +74,7 @@ func New(ctx context.Context, name string, cfg config.Config, log *slog.Logger) 
 }
 
 // Store opens Redis and the window store from the configuration.
-func Store(ctx context.Context, cfg config.Config) (*window.Store, redis.UniversalClient, error) {
+func Store(ctx context.Context, cfg config.Config, log *slog.Logger) (*window.Store, redis.UniversalClient, error) {
 	rdb, err := redisconn.Open(cfg)
 	if err != nil {
 		return nil, nil, err
@@ -88,7 +88,7 @@ func Store(ctx context.Context, cfg config.Config) (*window.Store, redis.Univers
 	defer cancel()
 	if err := st.Load(lctx); err != nil {
 		// Not fatal: Redis may come up later; every call reloads on NOSCRIPT.
-		slog.Default().Warn("redis not reachable yet; will retry on each request", "redis", redisconn.Describe(cfg.RedisURL), "err", err)
+		log.Warn("redis not reachable yet; will retry on each request", "redis", redisconn.Describe(cfg.RedisURL), "err", err)
 	}
 	return st, rdb, nil
 }
@@ -125,7 +125,7 @@ func AlertSink(cfg config.Config) (sink.Sink, string, error) {
 
 // Detector builds the detector (Redis + sink) from the configuration.
 func Detector(ctx context.Context, cfg config.Config, log *slog.Logger) (*detect.Detector, func() error, error) {
-	st, rdb, err := Store(ctx, cfg)
+	st, rdb, err := Store(ctx, cfg, log)
 	if err != nil {
 		return nil, nil, err
 	}
