@@ -44,6 +44,7 @@ import (
 	"github.com/fintrans/fintrans/shared/sink"
 	"github.com/fintrans/fintrans/shared/window"
 	"github.com/fintrans/fintrans/shared/window/flinkref"
+	"github.com/fintrans/fintrans/shared/window/windowtest"
 )
 
 const faultPartitions = 3
@@ -299,68 +300,17 @@ func countedTransfers(t *testing.T, rdb redis.UniversalClient) int64 {
 	return n
 }
 
-// checkCountedOnce holds Redis's state to the distinct transfers: for every
-// pair, the bucket totals (s*) sum to its amounts, the bucket counts (c*),
-// the sequence number and the dedupe set to its number of transfers; and no
-// other pair exists.
+// checkCountedOnce holds Redis's state to the distinct transfers (see
+// windowtest.CountedOnce), and no other transfer is counted in any pair.
 func checkCountedOnce(t *testing.T, rdb redis.UniversalClient, st *window.Store, ts []event.Transfer) {
 	t.Helper()
-	type sums struct {
-		cents money.Cents
-		n     int64
-	}
-	want := map[[2]string]sums{}
+	windowtest.CountedOnce(t, st, ts)
 	seen := map[[2]string]bool{}
-	var total money.Cents
 	for _, tr := range ts {
-		if seen[[2]string{tr.Source, tr.ID}] {
-			continue
-		}
 		seen[[2]string{tr.Source, tr.ID}] = true
-		p := [2]string{tr.From, tr.To}
-		s := want[p]
-		s.cents += tr.Amount
-		s.n++
-		want[p] = s
-		total += tr.Amount
-	}
-	ctx := context.Background()
-	var gotTotal money.Cents
-	for p, w := range want {
-		keys := st.Keys(p[0], p[1])
-		h, err := rdb.HGetAll(ctx, keys[0]).Result()
-		if err != nil {
-			t.Fatal(err)
-		}
-		var got sums
-		for f, v := range h {
-			n, err := strconv.ParseInt(v, 10, 64)
-			if err != nil {
-				continue
-			}
-			switch {
-			case strings.HasPrefix(f, "s"):
-				got.cents += money.Cents(n)
-			case strings.HasPrefix(f, "c"):
-				got.n += n
-			}
-		}
-		gotTotal += got.cents
-		if got != w {
-			t.Errorf("pair %s->%s: Redis counted %d transfers totalling %s, want %d totalling %s", p[0], p[1], got.n, got.cents, w.n, w.cents)
-		}
-		if seq, _ := strconv.ParseInt(h["n"], 10, 64); seq != w.n {
-			t.Errorf("pair %s->%s: sequence %d, want %d", p[0], p[1], seq, w.n)
-		}
-		if n, err := rdb.ZCard(ctx, keys[1]).Result(); err != nil || n != w.n {
-			t.Errorf("pair %s->%s: %d ids remembered (%v), want %d", p[0], p[1], n, err, w.n)
-		}
 	}
 	if got := countedTransfers(t, rdb); got != int64(len(seen)) {
 		t.Errorf("Redis holds %d counted transfers over all pairs, want %d", got, len(seen))
-	}
-	if gotTotal != total {
-		t.Errorf("bucket totals sum to %s, distinct transfers to %s", gotTotal, total)
 	}
 }
 

@@ -30,7 +30,6 @@ import (
 	"time"
 
 	ce "github.com/cloudevents/sdk-go/v2/event"
-	"github.com/redis/go-redis/v9"
 
 	"github.com/fintrans/fintrans/shared/detect"
 	"github.com/fintrans/fintrans/shared/event"
@@ -39,6 +38,7 @@ import (
 	"github.com/fintrans/fintrans/shared/viewer"
 	"github.com/fintrans/fintrans/shared/window"
 	"github.com/fintrans/fintrans/shared/window/flinkref"
+	"github.com/fintrans/fintrans/shared/window/windowtest"
 )
 
 // fault is what the injector does to one Process attempt.
@@ -370,64 +370,10 @@ func crashRun(t *testing.T, instances int, seed uint64) {
 	}
 
 	// 4. Redis counted every distinct transfer exactly once.
-	checkCountedOnce(t, rdb, st, ts)
+	windowtest.CountedOnce(t, st, ts)
 
 	t.Logf("%d transfers, %d reference alerts, %d attempts (%d failed, %d splits), sink calls %v; %d alerts lost by a failed attempt then delivered, %d delivered more than once; %v",
 		len(ts), len(want), q.attempts, q.failures, q.splits, sk.calls, recovered, redelivered, time.Since(start).Round(time.Millisecond))
 }
 
 func first10(s []string) []string { return s[:min(len(s), 10)] }
-
-// checkCountedOnce compares each pair's bucket totals and counts in Redis
-// with the distinct transfers of the stream (no bucket was dropped: the
-// stream spans less than lateness + window size).
-func checkCountedOnce(t *testing.T, rdb redis.UniversalClient, st *window.Store, ts []event.Transfer) {
-	t.Helper()
-	type sums struct {
-		cents money.Cents
-		n     int64
-	}
-	want := map[[2]string]sums{}
-	seen := map[[2]string]bool{}
-	for _, tr := range ts {
-		if seen[[2]string{tr.Source, tr.ID}] {
-			continue
-		}
-		seen[[2]string{tr.Source, tr.ID}] = true
-		p := [2]string{tr.From, tr.To}
-		s := want[p]
-		s.cents += tr.Amount
-		s.n++
-		want[p] = s
-	}
-	ctx := context.Background()
-	for p, w := range want {
-		keys := st.Keys(p[0], p[1])
-		h, err := rdb.HGetAll(ctx, keys[0]).Result()
-		if err != nil {
-			t.Fatal(err)
-		}
-		var got sums
-		for f, v := range h {
-			n, err := strconv.ParseInt(v, 10, 64)
-			if err != nil {
-				continue
-			}
-			switch {
-			case strings.HasPrefix(f, "s"):
-				got.cents += money.Cents(n)
-			case strings.HasPrefix(f, "c"):
-				got.n += n
-			}
-		}
-		if got != w {
-			t.Errorf("pair %s->%s: Redis counted %d transfers totalling %s, want %d totalling %s", p[0], p[1], got.n, got.cents, w.n, w.cents)
-		}
-		if seq, _ := strconv.ParseInt(h["n"], 10, 64); seq != w.n {
-			t.Errorf("pair %s->%s: sequence %d, want %d (a transfer was counted twice or lost)", p[0], p[1], seq, w.n)
-		}
-		if n, err := rdb.ZCard(ctx, keys[1]).Result(); err != nil || n != w.n {
-			t.Errorf("pair %s->%s: %d ids remembered (%v), want %d", p[0], p[1], n, err, w.n)
-		}
-	}
-}

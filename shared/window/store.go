@@ -280,3 +280,43 @@ func (s *Store) parseAlert(t event.Transfer, raw any) (event.Alert, error) {
 	a.Truncated = len(a.Transactions) < a.Count
 	return a, nil
 }
+
+// PairState is what Redis holds for one pair, for tools and tests.
+type PairState struct {
+	Newest  time.Time                 // newest event time seen
+	Seq     int64                     // transfers counted
+	Seen    int64                     // ids remembered for dedupe
+	Windows map[time.Time]money.Cents // window start -> total, for the windows still kept
+	Alerted int                       // windows that fired
+}
+
+// Inspect reads a pair's state.
+func (s *Store) Inspect(ctx context.Context, from, to string) (PairState, error) {
+	k := s.Keys(from, to)
+	h, err := s.rdb.HGetAll(ctx, k[0]).Result()
+	if err != nil {
+		return PairState{}, err
+	}
+	seen, err := s.rdb.ZCard(ctx, k[1]).Result()
+	if err != nil {
+		return PairState{}, err
+	}
+	ps := PairState{Seen: seen, Windows: map[time.Time]money.Cents{}}
+	for f, v := range h {
+		n, err := strconv.ParseInt(v, 10, 64)
+		switch {
+		case f == "t" && err == nil:
+			ps.Newest = time.UnixMilli(n).UTC()
+		case f == "n" && err == nil:
+			ps.Seq = n
+		case strings.HasPrefix(f, "w") && err == nil:
+			i, ierr := strconv.ParseInt(f[1:], 10, 64)
+			if ierr == nil {
+				ps.Windows[time.UnixMilli(i*s.bucket).UTC()] = money.Cents(n)
+			}
+		case strings.HasPrefix(f, "a"):
+			ps.Alerted++
+		}
+	}
+	return ps, nil
+}

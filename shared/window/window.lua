@@ -4,20 +4,22 @@
 --              t      newest event time seen (ms)
 --              lo     lowest bucket index still kept
 --              n      transfer sequence number of the pair
---              s<j>   total (cents) of bucket j, a bucket being g ms wide
---              c<j>   number of transfers in bucket j
---              a<i>   alert of the window starting at bucket i:
+--              w<i>   total (cents) of the window starting at i*g ms, g being
+--                     gcd(size, slide): its HINCRBY tells at once whether
+--                     this transfer takes the window over the threshold
+--              a<i>   alert of the window starting at i*g:
 --                     "seq:total:count:time:idkey" of the transfer that fired it
--- KEYS[2] s: zset of transfers seen (member idkey, score event time) for dedupe
+-- KEYS[2] s: zset of transfers seen (member idkey, score event time): dedupe,
+--            and the count of a window when it fires
 -- KEYS[3] e: zset of evidence (member "seq:amount:id", score event time),
 --            at most `cap` per bucket, the oldest by event time
 --
 -- ARGV: idkey, time ms, amount cents, threshold cents, window size ms,
 --       slide ms, bucket width g ms, allowed lateness ms, cap, ttl ms, id,
---       then b0, b0, b0+1, ..., b1: the decimal indices of the buckets that
---       the windows holding the transfer cover (the caller formats them, so
---       that the script formats almost no number: Lua's number-to-string
---       conversion is the costliest thing it would do).
+--       then b0, b0, b0+1, ..., b1: decimal indices i (time i*g) from the
+--       oldest window start holding the transfer on (the caller formats them,
+--       so that the script formats almost no number: Lua's number-to-string
+--       conversion is one of the costliest things it would do).
 --
 -- Returns {status, info, alert...}:
 --   status 1 counted (info = sequence number), 2 duplicate, 3 late (info =
@@ -113,16 +115,14 @@ end
 -- Count it.
 local seq = redis.call('HINCRBY', h, 'n', 1)
 local b = math.floor(t / g)
-local bs = js(b)
-redis.call('HINCRBY', h, 's' .. bs, amtstr)
-local inBucket = redis.call('HINCRBY', h, 'c' .. bs, 1)
 if cap > 0 then
+  -- Evidence: at most cap transfers per g-wide bucket, the oldest.
+  local lo_t, hi_t = d(b * g), '(' .. d(b * g + g)
   local member = seq .. ':' .. amtstr .. ':' .. txid
-  if inBucket <= cap then
+  if redis.call('ZCOUNT', e, lo_t, hi_t) < cap then
     redis.call('ZADD', e, tstr, member)
   else
-    -- The bucket's evidence is full: keep its oldest transfers.
-    local last = redis.call('ZREVRANGEBYSCORE', e, '(' .. d(b * g + g), d(b * g), 'WITHSCORES', 'LIMIT', 0, 1)
+    local last = redis.call('ZREVRANGEBYSCORE', e, hi_t, lo_t, 'WITHSCORES', 'LIMIT', 0, 1)
     if last[2] and t < tonumber(last[2]) then
       redis.call('ZREM', e, last[1])
       redis.call('ZADD', e, tstr, member)
@@ -143,19 +143,18 @@ if advanced then
     if keep - lo <= 64 then
       for j = lo, keep - 1 do
         local jstr = d(j)
-        del[#del + 1] = 's' .. jstr
-        del[#del + 1] = 'c' .. jstr
+        del[#del + 1] = 'w' .. jstr
         del[#del + 1] = 'a' .. jstr
       end
     else
       for _, f in ipairs(redis.call('HKEYS', h)) do
-        local j = tonumber(string.match(f, '^[sca](%-?%d+)$'))
+        local j = tonumber(string.match(f, '^[wa](%-?%d+)$'))
         if j and j < keep then del[#del + 1] = f end
       end
     end
     if #del > 0 then redis.call('HDEL', h, unpack(del)) end
     redis.call('HSET', h, 'lo', d(keep))
-    redis.call('ZREMRANGEBYSCORE', s, '-inf', '(' .. d(t - late))
+    redis.call('ZREMRANGEBYSCORE', s, '-inf', '(' .. d(keep * g))
     if cap > 0 then redis.call('ZREMRANGEBYSCORE', e, '-inf', '(' .. d(keep * g)) end
   end
 end
@@ -166,37 +165,18 @@ if not newest or b > math.floor(newest / g) or seq % 64 == 1 then
   if cap > 0 then redis.call('PEXPIRE', e, ttl) end
 end
 
--- Check every window holding this transfer: the one whose total first goes
--- over the threshold fires, whatever order the transfers arrive in.
-local ws = windows(t)
-local first = math.floor(ws[#ws] / g)
-local last = math.floor((ws[1] + size) / g) - 1
-local fields = {}
-for j = first, last do
-  local jstr = js(j)
-  fields[#fields + 1] = 's' .. jstr
-  fields[#fields + 1] = 'c' .. jstr
-end
-local nb = #fields
-for _, st in ipairs(ws) do fields[#fields + 1] = 'a' .. js(st / g) end
-local vals = redis.call('HMGET', h, unpack(fields))
-
+-- Add the amount to every window holding the transfer. Totals only grow, so
+-- the one transfer that takes a window from at most the threshold to over it
+-- fires that window's alert, whatever order the transfers arrive in.
 local out = {1, seq}
-local span = size / g
-for i, st in ipairs(ws) do
-  if not vals[nb + i] then
-    local total, count = 0, 0
-    local w = st / g
-    for j = w, w + span - 1 do
-      local k = (j - first) * 2 + 1
-      total = total + (tonumber(vals[k]) or 0)
-      count = count + (tonumber(vals[k + 1]) or 0)
-    end
-    if total > thr then
-      local rec = seq .. ':' .. d(total) .. ':' .. d(count) .. ':' .. tstr .. ':' .. idkey
-      redis.call('HSET', h, 'a' .. js(w), rec)
-      out[#out + 1] = {st, total, count, t, evidence(st, seq)}
-    end
+for _, st in ipairs(windows(t)) do
+  local w = js(st / g)
+  local total = redis.call('HINCRBY', h, 'w' .. w, amtstr)
+  if total > thr and total - amt <= thr then
+    local count = redis.call('ZCOUNT', s, d(st), '(' .. d(st + size))
+    local rec = seq .. ':' .. d(total) .. ':' .. d(count) .. ':' .. tstr .. ':' .. idkey
+    redis.call('HSET', h, 'a' .. w, rec)
+    out[#out + 1] = {st, total, count, t, evidence(st, seq)}
   end
 end
 return out

@@ -34,6 +34,17 @@ func Windows(t, size, slide int64) []int64 {
 // window holding it and returns the (pair, window)s whose total is strictly
 // over the threshold, with their final totals.
 func Alerts(ts []event.Transfer, threshold money.Cents, size, slide time.Duration) map[Key]money.Cents {
+	out := map[Key]money.Cents{}
+	for k, v := range Sums(ts, size, slide) {
+		if v > threshold {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// Sums is the total of every (pair, window) that holds a transfer.
+func Sums(ts []event.Transfer, size, slide time.Duration) map[Key]money.Cents {
 	seen := map[[2]string]bool{}
 	sums := map[Key]money.Cents{}
 	for _, t := range ts {
@@ -46,11 +57,5 @@ func Alerts(ts []event.Transfer, threshold money.Cents, size, slide time.Duratio
 			sums[Key{From: t.From, To: t.To, Start: s}] += t.Amount
 		}
 	}
-	out := map[Key]money.Cents{}
-	for k, v := range sums {
-		if v > threshold {
-			out[k] = v
-		}
-	}
-	return out
+	return sums
 }
