@@ -90,7 +90,7 @@ end
 
 -- Late: older than the allowed lateness behind the newest time of the pair.
 -- Nothing changes.
-local meta = redis.call('HMGET', h, 't', 'lo')
+local meta = redis.call('HMGET', h, 't', 'lo', 'n')
 local newest = tonumber(meta[1])
 if newest and t < newest - late then
   return {3, newest}
@@ -112,14 +112,20 @@ if redis.call('ZADD', s, 'NX', tstr, idkey) == 0 then
   return out
 end
 
--- Count it.
-local seq = redis.call('HINCRBY', h, 'n', 1)
+-- Count it: the pair's sequence number, and its newest time if this is it.
+local seq = (tonumber(meta[3]) or 0) + 1
+local advanced = not newest or t > newest
+if advanced then
+  redis.call('HSET', h, 'n', seq, 't', tstr)
+else
+  redis.call('HSET', h, 'n', seq)
+end
 local b = math.floor(t / g)
 if cap > 0 then
   -- Evidence: at most cap transfers per g-wide bucket, the oldest.
   local lo_t, hi_t = d(b * g), '(' .. d(b * g + g)
   local member = seq .. ':' .. amtstr .. ':' .. txid
-  if redis.call('ZCOUNT', e, lo_t, hi_t) < cap then
+  if seq <= cap or redis.call('ZCOUNT', e, lo_t, hi_t) < cap then
     redis.call('ZADD', e, tstr, member)
   else
     local last = redis.call('ZREVRANGEBYSCORE', e, hi_t, lo_t, 'WITHSCORES', 'LIMIT', 0, 1)
@@ -130,10 +136,8 @@ if cap > 0 then
   end
 end
 
--- Advance the newest time and drop what no transfer can reach any more.
-local advanced = not newest or t > newest
+-- Drop what no transfer can reach any more.
 if advanced then
-  redis.call('HSET', h, 't', tstr)
   local keep = math.floor((t - late - size) / g)
   local lo = tonumber(meta[2])
   if not lo then
