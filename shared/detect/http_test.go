@@ -21,6 +21,7 @@ import (
 	"github.com/fintrans/fintrans/shared/redistest"
 	"github.com/fintrans/fintrans/shared/sink"
 	"github.com/fintrans/fintrans/shared/window"
+	"github.com/fintrans/fintrans/shared/window/windowtest"
 )
 
 // fakeSink records what it accepted and fails while fail is set.
@@ -103,33 +104,6 @@ func binary(id, tm string) map[string]string {
 		"Ce-Id": id, "Ce-Source": "/test", "Ce-Time": tm}
 }
 
-// state reads every key and its serialized value.
-func state(t *testing.T, rdb *redis.Client) map[string]string {
-	t.Helper()
-	ctx := context.Background()
-	keys, err := rdb.Keys(ctx, "*").Result()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := map[string]string{}
-	for _, k := range keys {
-		out[k], _ = rdb.Dump(ctx, k).Result()
-	}
-	return out
-}
-
-func same(a, b map[string]string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if b[k] != v {
-			return false
-		}
-	}
-	return true
-}
-
 func TestCountsAndAlerts(t *testing.T) {
 	f := setup(t)
 	code, a, raw := f.post(t, binary("t1", "2017-07-23T01:06:47Z"), `{"from":"66","to":"26","amount":7810}`)
@@ -161,7 +135,7 @@ func TestBadInputAnswers400AndChangesNothing(t *testing.T) {
 	if code, _, raw := f.post(t, binary("seed", "2017-07-23T01:00:00Z"), `{"from":"1","to":"2","amount":5}`); code != 200 {
 		t.Fatal(raw)
 	}
-	before := state(t, f.rdb)
+	before := windowtest.Take(t, f.rdb)
 	cases := []struct {
 		name   string
 		header map[string]string
@@ -188,7 +162,7 @@ func TestBadInputAnswers400AndChangesNothing(t *testing.T) {
 			if err := json.Unmarshal([]byte(raw), &reason); err != nil || reason["error"] == "" || strings.Count(strings.TrimSpace(raw), "\n") != 0 {
 				t.Fatalf("answer is not a one-line JSON reason: %q", raw)
 			}
-			if !same(before, state(t, f.rdb)) {
+			if !before.Equal(windowtest.Take(t, f.rdb)) {
 				t.Fatal("bad input changed Redis")
 			}
 		})
@@ -217,12 +191,12 @@ func TestBatchAnswersPerEvent(t *testing.T) {
 func TestLateAnswers422(t *testing.T) {
 	f := setup(t)
 	f.post(t, binary("n", "2017-07-23T03:00:00Z"), `{"from":"1","to":"2","amount":5}`)
-	before := state(t, f.rdb)
+	before := windowtest.Take(t, f.rdb)
 	code, a, raw := f.post(t, binary("o", "2017-07-23T01:59:59Z"), `{"from":"1","to":"2","amount":50000}`)
 	if code != http.StatusUnprocessableEntity || a.Late != 1 || !strings.Contains(a.Error, "late") {
 		t.Fatalf("%d %s", code, raw)
 	}
-	if !same(before, state(t, f.rdb)) {
+	if !before.Equal(windowtest.Take(t, f.rdb)) {
 		t.Fatal("a late transfer changed Redis")
 	}
 }

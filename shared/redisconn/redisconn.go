@@ -46,33 +46,30 @@ func Open(cfg config.Config) (redis.UniversalClient, error) {
 		if err != nil {
 			return nil, fmt.Errorf("REDIS_URL: %s", redact(err))
 		}
-		if cfg.RedisPassword != "" {
-			opts.Password = cfg.RedisPassword
-		}
-		if tlsCfg != nil {
-			tlsCfg.ServerName = opts.TLSConfig.ServerName
-			opts.TLSConfig = tlsCfg
-		}
-		if cfg.RedisPoolSize > 0 {
-			opts.PoolSize = cfg.RedisPoolSize
-		}
+		override(cfg, tlsCfg, &opts.Password, &opts.TLSConfig, &opts.PoolSize)
 		return redis.NewClusterClient(opts), nil
 	}
 	opts, err := redis.ParseURL(cfg.RedisURL)
 	if err != nil {
 		return nil, fmt.Errorf("REDIS_URL: %s", redact(err))
 	}
+	override(cfg, tlsCfg, &opts.Password, &opts.TLSConfig, &opts.PoolSize)
+	return redis.NewClient(opts), nil
+}
+
+// override applies what the environment adds to the URL's options: the
+// password, the CA, the pool size.
+func override(cfg config.Config, tlsCfg *tls.Config, password *string, tlsOpt **tls.Config, pool *int) {
 	if cfg.RedisPassword != "" {
-		opts.Password = cfg.RedisPassword
+		*password = cfg.RedisPassword
 	}
 	if tlsCfg != nil {
-		tlsCfg.ServerName = opts.TLSConfig.ServerName
-		opts.TLSConfig = tlsCfg
+		tlsCfg.ServerName = (*tlsOpt).ServerName
+		*tlsOpt = tlsCfg
 	}
 	if cfg.RedisPoolSize > 0 {
-		opts.PoolSize = cfg.RedisPoolSize
+		*pool = cfg.RedisPoolSize
 	}
-	return redis.NewClient(opts), nil
 }
 
 // redact keeps URL parse errors from echoing a password.

@@ -18,6 +18,7 @@ import (
 	"github.com/fintrans/fintrans/shared/redistest"
 	"github.com/fintrans/fintrans/shared/window"
 	"github.com/fintrans/fintrans/shared/window/flinkref"
+	"github.com/fintrans/fintrans/shared/window/windowtest"
 )
 
 var defaultCfg = window.Config{
@@ -336,54 +337,23 @@ func TestWindowBoundaries(t *testing.T) {
 	}
 }
 
-// snapshot reads every key and value of the pair, to prove nothing changed.
-func snapshot(t *testing.T, rdb *redis.Client) map[string]string {
-	t.Helper()
-	ctx := context.Background()
-	keys, err := rdb.Keys(ctx, "*").Result()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := map[string]string{}
-	for _, k := range keys {
-		d, err := rdb.Dump(ctx, k).Result()
-		if err != nil {
-			t.Fatal(err)
-		}
-		out[k] = d
-	}
-	return out
-}
-
 func TestLateTransferChangesNothing(t *testing.T) {
 	rdb := redistest.Start(t).Client(t)
 	s := newStore(t, rdb, defaultCfg)
 	applyOne(t, s, tx("n1", at(2*time.Hour), "A", "B", 100))
 	applyOne(t, s, tx("n2", at(time.Hour), "A", "B", 100)) // exactly 1 h behind: in time
-	before := snapshot(t, rdb)
+	before := windowtest.Take(t, rdb)
 	o := applyOne(t, s, tx("old", at(time.Hour-time.Millisecond), "A", "B", 20000_00))
 	if o.Status != window.Late || !o.Newest.Equal(at(2*time.Hour)) || len(o.Alerts) != 0 {
 		t.Fatalf("want late with newest 03:00, got %+v", o)
 	}
-	if after := snapshot(t, rdb); !maps(before, after) {
+	if !before.Equal(windowtest.Take(t, rdb)) {
 		t.Fatal("a late transfer changed Redis")
 	}
 	// Lateness is per pair: another pair takes the same old time.
 	if o := applyOne(t, s, tx("other", at(time.Hour-time.Millisecond), "C", "B", 20000_00)); o.Status != window.Counted || len(o.Alerts) != 5 {
 		t.Fatalf("other pair: %+v", o)
 	}
-}
-
-func maps(a, b map[string]string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if b[k] != v {
-			return false
-		}
-	}
-	return true
 }
 
 func TestRedeliveryFiresTheSameAlertAgain(t *testing.T) {

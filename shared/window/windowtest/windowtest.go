@@ -4,8 +4,11 @@ package windowtest
 
 import (
 	"context"
+	"maps"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/fintrans/fintrans/shared/event"
 	"github.com/fintrans/fintrans/shared/window"
@@ -55,3 +58,27 @@ func CountedOnce(t testing.TB, st *window.Store, ts []event.Transfer) {
 		}
 	}
 }
+
+// Snapshot is every key of a Redis database with its serialized value
+// (DUMP), to prove that something changed nothing.
+type Snapshot map[string]string
+
+// Take reads the snapshot of rdb.
+func Take(t testing.TB, rdb *redis.Client) Snapshot {
+	t.Helper()
+	ctx := context.Background()
+	keys, err := rdb.Keys(ctx, "*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := Snapshot{}
+	for _, k := range keys {
+		if out[k], err = rdb.Dump(ctx, k).Result(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return out
+}
+
+// Equal reports whether two snapshots hold the same keys and values.
+func (s Snapshot) Equal(o Snapshot) bool { return maps.Equal(s, o) }
