@@ -7,6 +7,7 @@ package window
 
 import (
 	"context"
+	"crypto/sha256"
 	_ "embed"
 	"encoding/base64"
 	"errors"
@@ -129,9 +130,15 @@ func (s *Store) Keys(from, to string) [3]string {
 	return [3]string{tag + "h", tag + "s", tag + "e"}
 }
 
-// idKey identifies a delivery by (source, id) without ambiguity.
+// idKey identifies a delivery by (source, id): the first 16 bytes of the
+// SHA-256 of the length-prefixed pair, in base64url (22 bytes). Short and
+// fixed, so that a pair's dedupe set stays a compact listpack in Redis
+// (members over zset-max-listpack-value, 64 bytes, turn it into a skiplist of
+// about 200 bytes a member); 128 bits make a collision between two distinct
+// transfers of one pair practically impossible.
 func idKey(t event.Transfer) string {
-	return strconv.Itoa(len(t.Source)) + ":" + t.Source + t.ID
+	sum := sha256.Sum256([]byte(strconv.Itoa(len(t.Source)) + ":" + t.Source + t.ID))
+	return base64.RawURLEncoding.EncodeToString(sum[:16])
 }
 
 // Apply runs the script for each transfer, all in one pipeline (split by
