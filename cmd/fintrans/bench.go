@@ -1,0 +1,39 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+
+	benchmark "github.com/fintrans/fintrans/shared/bench"
+	"github.com/fintrans/fintrans/shared/config"
+)
+
+// bench measures each stage beside its ceiling (make bench). It starts its
+// own redis-server (or a 3-node cluster with -cluster) unless REDIS_URL is
+// set, and an in-process Kafka; the last line printed is BENCH {json}.
+func bench(ctx context.Context, cfg config.Config, log *slog.Logger, args []string) error {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	long := fs.Bool("long", false, "run each stage about 5x longer")
+	cluster := fs.Bool("cluster", false, "run the Redis stages against a local 3-node Redis Cluster it starts")
+	pairs := fs.Int("pairs", 10000, "pairs of the synthetic and memory stages")
+	cpuprofile := fs.String("cpuprofile", "", "write one CPU profile per stage into this directory (<stage>.pprof)")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("bench takes no arguments, got %q", fs.Args())
+	}
+	if *pairs < 1 {
+		return fmt.Errorf("-pairs must be at least 1")
+	}
+	_, err := benchmark.Run(ctx, benchmark.Options{Config: cfg, Long: *long, Cluster: *cluster, Pairs: *pairs,
+		CPUProfileDir: *cpuprofile, Log: log}, os.Stdout)
+	return err
+}

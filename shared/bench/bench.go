@@ -1,0 +1,385 @@
+// Package bench is `make bench`: it measures each stage of fintrans beside
+// its ceiling, all in one run on this machine, and ends with one line
+// "BENCH {json}".
+//
+// Stages:
+//  1. Redis ceiling: pipelined EVALSHA of the real window script over
+//     synthetic pairs (several connection and pipeline sizes, the best kept);
+//  2. detect core: CloudEvents decoded with event.FromCloudEvent and run
+//     through detect.Detector.Process (window store, alert building, a sink
+//     that discards), with the ceiling's concurrency and batch size;
+//  3. HTTP: the detect handler over real loopback HTTP, one binary-mode event
+//     per request from many clients, and batches of 500, beside a no-op
+//     handler on the same transport;
+//  4. end to end: generator records pre-produced into the embedded Kafka,
+//     consumed by consumer.Consumer into the fraud topic, beside a
+//     consume-only ceiling; then a paced phase for the alert latency;
+//  5. memory: Redis bytes per active pair.
+//
+// It starts its own redis-server (or a 3-node Redis Cluster) unless REDIS_URL
+// is set, and its own in-process Kafka (kfake).
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"os"
+	"path/filepath"
+	"runtime"
+	"runtime/pprof"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/fintrans/fintrans/shared/app"
+	"github.com/fintrans/fintrans/shared/config"
+	"github.com/fintrans/fintrans/shared/logging"
+	"github.com/fintrans/fintrans/shared/redisconn"
+	"github.com/fintrans/fintrans/shared/window"
+)
+
+// Options tune a run.
+type Options struct {
+	// Config is fintrans's configuration: detection settings, MAX_BATCH,
+	// MAX_BODY_BYTES, KAFKA_VERSION, REDIS_POOL_SIZE, and REDIS_URL (when set,
+	// that Redis is used instead of starting one; its keys are left alone
+	// apart from the benchmark's own prefix, which is deleted at the end).
+	Config config.Config
+	// Long runs each stage about five times longer.
+	Long bool
+	// Cluster runs the Redis stages against a 3-node Redis Cluster started
+	// for the run (ignored when REDIS_URL is set).
+	Cluster bool
+	// Pairs is the number of (from, to) pairs of the synthetic stages and of
+	// the memory stage (default 10000).
+	Pairs int
+	// CPUProfileDir, when set, receives one CPU profile per stage
+	// (<stage>.pprof) for `go tool pprof`.
+	CPUProfileDir string
+	// RedisServer is the redis-server binary (default "redis-server").
+	RedisServer string
+	// Log receives progress messages (default: discarded).
+	Log *slog.Logger
+}
+
+// Result is what the last line reports.
+type Result struct {
+	RedisCeilingOps   float64 `json:"redis_ceiling_ops"`
+	DetectTxPerS      float64 `json:"detect_tx_per_s"`
+	HTTPBatchTxPerS   float64 `json:"http_batch_tx_per_s"`
+	E2ETxPerS         float64 `json:"e2e_tx_per_s"`
+	AlertP50Ms        float64 `json:"alert_p50_ms"`
+	AlertP99Ms        float64 `json:"alert_p99_ms"`
+	RedisBytesPerPair float64 `json:"redis_bytes_per_pair"`
+
+	DetectRatio       float64 `json:"detect_ratio"`
+	HTTPSingleTxPerS  float64 `json:"http_single_tx_per_s"`
+	HTTPNoopReqPerS   float64 `json:"http_noop_req_per_s"`
+	E2ECeilingTxPerS  float64 `json:"e2e_consume_only_tx_per_s"`
+	ProduceTxPerS     float64 `json:"produce_tx_per_s"`
+	CeilingGridBest   float64 `json:"redis_ceiling_grid_best_ops"`
+	CeilingConns      int     `json:"ceiling_conns"`
+	CeilingPipeline   int     `json:"ceiling_pipeline"`
+	RedisUsPerEval    float64 `json:"redis_us_per_evalsha"`
+	AlertLatencyCount int     `json:"alert_latency_samples"`
+	Cluster           bool    `json:"cluster"`
+	Long              bool    `json:"long"`
+	Seconds           float64 `json:"seconds"`
+}
+
+// durations of the stages.
+type timing struct {
+	trial   time.Duration // one ceiling trial
+	stage   time.Duration // one measured stage
+	paced   time.Duration // the paced latency phase of e2e
+	e2eN    int           // transfers pre-produced for e2e
+	perPair int           // transfers per pair in the memory stage
+}
+
+func timings(long bool) timing {
+	t := timing{trial: 2 * time.Second, stage: 3 * time.Second, paced: 5 * time.Second, e2eN: 60000, perPair: 20}
+	if long {
+		t.trial, t.stage, t.paced, t.e2eN = 5*t.trial, 5*t.stage, 5*t.paced, 5*t.e2eN
+	}
+	return t
+}
+
+// runner holds what the stages share.
+type runner struct {
+	opts   Options
+	cfg    config.Config
+	out    io.Writer
+	log    *slog.Logger
+	quiet  *slog.Logger // what detect and the consumer log to (formatted, then discarded)
+	t      timing
+	rdb    redis.UniversalClient
+	own    bool   // the Redis is ours: FLUSHALL is allowed
+	prefix string // key prefix of the window store
+	res    Result
+
+	nServers    int           // Redis servers (cluster masters)
+	stream      *stream       // the synthetic stream of stages 1-3
+	windowCfg   window.Config // the store's configuration (for the ceiling's capturer)
+	conns, pipe int           // best ceiling concurrency and pipeline size
+	detect      float64       // detect core tx/s
+}
+
+// Run runs every stage and writes the report to out; the last line written
+// is "BENCH " followed by the JSON of the Result.
+func Run(ctx context.Context, opts Options, out io.Writer) (Result, error) {
+	began := time.Now()
+	if opts.Pairs <= 0 {
+		opts.Pairs = 10000
+	}
+	if opts.RedisServer == "" {
+		opts.RedisServer = "redis-server"
+	}
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	r := &runner{opts: opts, cfg: opts.Config, out: out, log: opts.Log, t: timings(opts.Long)}
+	r.quiet = logging.NewTo(io.Discard, r.cfg)
+	r.res.Long = opts.Long
+
+	where, closeRedis, err := r.openRedis(ctx)
+	if err != nil {
+		return r.res, err
+	}
+	defer closeRedis()
+	if opts.CPUProfileDir != "" {
+		if err := os.MkdirAll(opts.CPUProfileDir, 0o755); err != nil {
+			return r.res, err
+		}
+	}
+	st, _ := readStats(ctx, r.rdb)
+	r.nServers = st.servers
+	r.printf("fintrans bench: %d CPUs (GOMAXPROCS %d), %s, redis %s %s; %s per stage%s\n",
+		runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.Version(), st.version, where, r.t.stage, map[bool]string{true: " (-long)"}[opts.Long])
+	r.printf("config: threshold %s, window %s slide %s, lateness %s, %d synthetic pairs\n",
+		r.cfg.Threshold, r.cfg.WindowSize, r.cfg.WindowSlide, r.cfg.AllowedLateness, opts.Pairs)
+
+	stages := []struct {
+		name string
+		fn   func(context.Context) error
+	}{
+		{"1-redis-ceiling", r.ceilingStage},
+		{"2-detect", r.detectStage},
+		{"3-http", r.httpStage},
+		{"4-e2e", r.e2eStage},
+		{"5-memory", r.memoryStage},
+	}
+	var errs []error
+	for _, s := range stages {
+		if ctx.Err() != nil {
+			errs = append(errs, ctx.Err())
+			break
+		}
+		if err := s.fn(ctx); err != nil {
+			r.printf("    stage %s failed: %v\n", s.name, err)
+			errs = append(errs, fmt.Errorf("%s: %w", s.name, err))
+			if errors.Is(err, context.Canceled) {
+				break
+			}
+		}
+	}
+	if !r.own {
+		if err := deletePrefix(context.WithoutCancel(ctx), r.rdb, r.prefix); err != nil {
+			errs = append(errs, fmt.Errorf("deleting the benchmark's keys (%s*): %w", r.prefix, err))
+		}
+	}
+	r.res.Seconds = round(time.Since(began).Seconds(), 1)
+	b, _ := json.Marshal(r.res)
+	fmt.Fprintf(out, "BENCH %s\n", b)
+	return r.res, errors.Join(errs...)
+}
+
+// openRedis starts a server or a cluster (or uses REDIS_URL) and opens the
+// client the way production does (redisconn.Open).
+func (r *runner) openRedis(ctx context.Context) (string, func(), error) {
+	closers := []func(){}
+	closeAll := func() {
+		for i := len(closers) - 1; i >= 0; i-- {
+			closers[i]()
+		}
+	}
+	var where string
+	switch {
+	case r.cfg.RedisURL != "":
+		r.prefix = "ftbench-" + fmt.Sprint(time.Now().UnixNano()%1e9) + ":"
+		where = "at REDIS_URL " + redisconn.Describe(r.cfg.RedisURL) + " (not ours: keys under " + r.prefix + ", memory figure is approximate)"
+		if r.opts.Cluster {
+			where += "; -cluster ignored"
+		}
+	case r.opts.Cluster:
+		c, err := startCluster(ctx, r.opts.RedisServer, 3)
+		if err != nil {
+			return "", closeAll, err
+		}
+		closers = append(closers, c.Close)
+		addrs := c.Addrs()
+		r.cfg.RedisURL = "redis://" + addrs[0] + "?addr=" + strings.Join(addrs[1:], "&addr=")
+		r.own, r.prefix, r.res.Cluster = true, "ft:", true
+		where = "3-node cluster (own: " + strings.Join(addrs, ", ") + ")"
+	default:
+		s, err := startRedis(ctx, r.opts.RedisServer, false)
+		if err != nil {
+			return "", closeAll, err
+		}
+		closers = append(closers, s.Close)
+		r.cfg.RedisURL = "redis://" + s.Addr + "/0"
+		r.own, r.prefix = true, "ft:"
+		where = "standalone (own: " + s.Addr + ")"
+	}
+	rdb, err := redisconn.Open(r.cfg)
+	if err != nil {
+		closeAll()
+		return "", func() {}, err
+	}
+	closers = append(closers, func() { rdb.Close() })
+	r.rdb = rdb
+	if err := rdb.Ping(ctx).Err(); err != nil {
+		closeAll()
+		return "", func() {}, err
+	}
+	return where, closeAll, nil
+}
+
+// store is a window store on the benchmark's Redis and prefix, script loaded.
+func (r *runner) store(ctx context.Context) (*window.Store, error) {
+	wc := app.WindowConfig(r.cfg)
+	wc.KeyPrefix = r.prefix
+	st, err := window.New(r.rdb, wc)
+	if err != nil {
+		return nil, err
+	}
+	return st, st.Load(ctx)
+}
+
+// reset empties our Redis between stages (never a Redis that is not ours).
+func (r *runner) reset(ctx context.Context) error {
+	if !r.own {
+		return nil
+	}
+	return flushAll(ctx, r.rdb)
+}
+
+func (r *runner) printf(format string, args ...any) {
+	fmt.Fprintf(r.out, format, args...)
+}
+
+// profile starts a CPU profile of a timed section when asked to; the
+// returned func stops it. Preparation outside the clock is not profiled.
+func (r *runner) profile(section string) func() {
+	if r.opts.CPUProfileDir == "" {
+		return func() {}
+	}
+	f, err := os.Create(filepath.Join(r.opts.CPUProfileDir, section+".pprof"))
+	if err != nil {
+		r.log.Warn("cpu profile", "err", err)
+		return func() {}
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		r.log.Warn("cpu profile", "err", err)
+		return func() {}
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }
+}
+
+// meter measures wall time and the CPU used by this process, by Redis and
+// by the whole machine (the rest is other load sharing the cores).
+type meter struct {
+	r       *runner
+	wall    time.Time
+	cpu     time.Duration
+	machine time.Duration
+	redis   serverStats
+}
+
+func (r *runner) startMeter(ctx context.Context) *meter {
+	st, _ := readStats(ctx, r.rdb)
+	return &meter{r: r, wall: time.Now(), cpu: cpuTime(), machine: machineBusy(), redis: st}
+}
+
+// usage is what a stage cost.
+type usage struct {
+	wall              time.Duration
+	benchCores        float64 // CPU of this process / wall
+	redisCores        float64 // CPU of Redis / wall (all servers)
+	otherCores        float64 // CPU of everything else on the machine / wall
+	evalCalls         int64
+	redisUsPerEvalsha float64
+}
+
+func (m *meter) stop(ctx context.Context) usage {
+	wall := time.Since(m.wall)
+	cpu := cpuTime() - m.cpu
+	machine := machineBusy() - m.machine
+	st, _ := readStats(ctx, m.r.rdb)
+	u := usage{wall: wall, benchCores: cpu.Seconds() / wall.Seconds(),
+		redisCores: (st.cpu - m.redis.cpu).Seconds() / wall.Seconds(),
+		evalCalls:  st.evalCalls - m.redis.evalCalls}
+	if m.r.own && machine > 0 {
+		u.otherCores = max(0, machine.Seconds()/wall.Seconds()-u.benchCores-u.redisCores)
+	}
+	if u.evalCalls > 0 {
+		u.redisUsPerEvalsha = float64(st.evalUsec-m.redis.evalUsec) / float64(u.evalCalls)
+	}
+	return u
+}
+
+func (u usage) String() string {
+	s := fmt.Sprintf("[cpu: bench %.2f, redis %.2f, other %.2f cores", u.benchCores, u.redisCores, u.otherCores)
+	if u.evalCalls > 0 {
+		s += fmt.Sprintf("; %.1f µs/EVALSHA in redis", u.redisUsPerEvalsha)
+	}
+	return s + "]"
+}
+
+// percentile of sorted values (nearest rank).
+func percentile(sorted []float64, p float64) float64 {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := int(math.Ceil(p/100*float64(len(sorted)))) - 1
+	return sorted[max(0, min(i, len(sorted)-1))]
+}
+
+func sortFloats(v []float64) { sort.Float64s(v) }
+
+func round(x float64, digits int) float64 {
+	p := math.Pow(10, float64(digits))
+	return math.Round(x*p) / p
+}
+
+// num formats a rate with thousands separators.
+func num(x float64) string {
+	s := fmt.Sprintf("%.0f", x)
+	neg := strings.HasPrefix(s, "-")
+	s = strings.TrimPrefix(s, "-")
+	var b strings.Builder
+	for i, c := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(c)
+	}
+	if neg {
+		return "-" + b.String()
+	}
+	return b.String()
+}
+
+func pct(a, b float64) string {
+	if b <= 0 {
+		return "n/a"
+	}
+	return fmt.Sprintf("%.0f%%", 100*a/b)
+}

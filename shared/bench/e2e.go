@@ -1,0 +1,334 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/cloudevents/sdk-go/protocol/kafka_sarama/v2"
+	"github.com/cloudevents/sdk-go/v2/binding"
+
+	"github.com/fintrans/fintrans/shared/consumer"
+	"github.com/fintrans/fintrans/shared/detect"
+	"github.com/fintrans/fintrans/shared/embedded"
+	"github.com/fintrans/fintrans/shared/event"
+	"github.com/fintrans/fintrans/shared/generator"
+	"github.com/fintrans/fintrans/shared/kafka"
+	"github.com/fintrans/fintrans/shared/sink"
+)
+
+const (
+	e2ePartitions = 8
+	e2eAccounts   = 10000
+	produceBatch  = 1000
+)
+
+// e2eStage is stage 4: the generator's records pre-produced into the
+// embedded Kafka, then consumer.Consumer (Redis + a Kafka sink to fraud)
+// until all are processed; a consume-only group on the same records is the
+// ceiling. A paced phase below capacity then gives the alert latency.
+func (r *runner) e2eStage(ctx context.Context) error {
+	if err := r.reset(ctx); err != nil {
+		return err
+	}
+	const txTopic, fraudTopic, dlqTopic = "transactions", "fraud", "transactions.dlq"
+	k, err := embedded.StartKafka(e2ePartitions, txTopic, fraudTopic, dlqTopic)
+	if err != nil {
+		return err
+	}
+	defer k.Close()
+	kc, err := kafka.Config("bench", r.cfg.KafkaVersion)
+	if err != nil {
+		return err
+	}
+	in, err := sink.NewKafka(k.Brokers, kc, txTopic)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	gcfg := r.cfg
+	gcfg.GeneratorAccounts = max(gcfg.GeneratorAccounts, e2eAccounts)
+	gcfg.GeneratorTransfers = produceBatch
+	gen := generator.New(gcfg, in, rand.New(rand.NewPCG(4, 4)), nil)
+
+	N := r.t.e2eN
+	r.printf("\n[4] end to end: kfake %q (%d partitions) -> consumer.Consumer -> detect -> kfake %q; generator, %d accounts\n",
+		txTopic, e2ePartitions, fraudTopic, gcfg.GeneratorAccounts)
+
+	// Pre-produce N transfers, two producers' worth of ticks at once.
+	start := time.Now()
+	var produced atomic.Int64
+	var wg sync.WaitGroup
+	errc := make(chan error, 2)
+	for range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for produced.Load() < int64(N) && ctx.Err() == nil {
+				p, err := gen.Tick(ctx)
+				if err != nil {
+					errc <- err
+					return
+				}
+				produced.Add(int64(p.Sent))
+			}
+		}()
+	}
+	wg.Wait()
+	close(errc)
+	if err := <-errc; err != nil {
+		return fmt.Errorf("producing: %w", err)
+	}
+	N = int(produced.Load())
+	prodRate := float64(N) / time.Since(start).Seconds()
+	r.res.ProduceTxPerS = round(prodRate, 0)
+	r.printf("    pre-produced %s transfers (generator.Tick of %d + sink.Kafka) at %s tx/s\n", num(float64(N)), produceBatch, num(prodRate))
+
+	// Ceiling: a consumer group that only decodes and marks.
+	stop := r.profile("4-e2e-consume-only")
+	m := r.startMeter(ctx)
+	ceil, err := consumeOnly(ctx, k.Brokers, kc, txTopic, int64(N))
+	u := m.stop(ctx)
+	stop()
+	if err != nil {
+		return err
+	}
+	r.res.E2ECeilingTxPerS = round(ceil, 0)
+	r.printf("    consume-only ceiling (sarama group + event.FromKafka + mark)   %9s tx/s   %s\n", num(ceil), u)
+
+	// The detect consumer.
+	st, err := r.store(ctx)
+	if err != nil {
+		return err
+	}
+	out, err := sink.NewKafka(k.Brokers, kc, fraudTopic)
+	if err != nil {
+		return err
+	}
+	defer out.Close()
+	dlq, err := sarama.NewSyncProducer(k.Brokers, kc)
+	if err != nil {
+		return err
+	}
+	defer dlq.Close()
+	group, err := sarama.NewConsumerGroup(k.Brokers, "fintrans-detect-bench", kc)
+	if err != nil {
+		return err
+	}
+	c := &consumer.Consumer{Group: group, Topic: txTopic, Detector: &detect.Detector{Store: st, Sink: out, Log: r.quiet, Redis: r.rdb},
+		DLQ: dlq, DLQTopic: dlqTopic, MaxBatch: r.cfg.MaxBatch, Log: r.quiet}
+	cctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	stop = r.profile("4-e2e-detect")
+	m = r.startMeter(ctx)
+	began := time.Now()
+	go func() { done <- c.Run(cctx) }()
+	stopConsumer := func() {
+		cancel()
+		<-done
+		group.Close()
+	}
+	first, last, ok := waitProcessed(ctx, c, int64(N), 0, 120*time.Second)
+	u = m.stop(ctx)
+	stop()
+	if !ok {
+		stopConsumer()
+		return fmt.Errorf("consumer processed %d of %d records in 120 s", c.Processed.Load(), N)
+	}
+	rate := float64(int64(N)-first.n) / last.Sub(first.at).Seconds()
+	r.res.E2ETxPerS = round(rate, 0)
+	r.printf("    detect consumer (MAX_BATCH %d)                                  %9s tx/s   = %s of consume-only, %s of detect core; group join %s; %d alerts   %s\n",
+		r.cfg.MaxBatch, num(rate), pct(rate, ceil), pct(rate, r.detect), first.at.Sub(began).Round(time.Millisecond), c.Alerts.Load(), u)
+
+	// Paced phase: live production below capacity, for the alert latency,
+	// in small ticks (every 10 ms) so that it is a stream, not bursts.
+	const tickEvery = 10 * time.Millisecond
+	pace := min(max(rate/2, 500), 5000)
+	perTick := max(1, int(pace*tickEvery.Seconds()))
+	pcfg := gcfg
+	pcfg.GeneratorTransfers = perTick
+	pgen := generator.New(pcfg, in, rand.New(rand.NewPCG(7, 7)), nil)
+	phaseB := map[string]bool{}
+	tick := time.NewTicker(tickEvery)
+	end := time.Now().Add(r.t.paced)
+	for time.Now().Before(end) && ctx.Err() == nil {
+		<-tick.C
+		p, err := pgen.Tick(ctx)
+		if err != nil {
+			tick.Stop()
+			stopConsumer()
+			return fmt.Errorf("paced producing: %w", err)
+		}
+		for _, t := range p.Transfers {
+			phaseB[t.ID] = true
+		}
+	}
+	tick.Stop()
+	_, _, ok = waitProcessed(ctx, c, int64(N+len(phaseB)), 0, 60*time.Second)
+	stopConsumer()
+	if !ok {
+		return fmt.Errorf("consumer processed %d of %d records", c.Processed.Load(), N+len(phaseB))
+	}
+	if c.DeadLettered.Load() > 0 || c.Faults.Load() > 0 {
+		r.printf("    warning: %d dead-lettered, %d faults\n", c.DeadLettered.Load(), c.Faults.Load())
+	}
+
+	// Alert latency: the crossing transfer's record time -> the alert's.
+	rctx, rcancel := context.WithTimeout(ctx, 60*time.Second)
+	defer rcancel()
+	txs, err := kafka.ReadAll(rctx, k.Brokers, kc, txTopic)
+	if err != nil {
+		return err
+	}
+	frauds, err := kafka.ReadAll(rctx, k.Brokers, kc, fraudTopic)
+	if err != nil {
+		return err
+	}
+	lat, distinct, err := alertLatencies(txs, frauds, phaseB)
+	if err != nil {
+		return err
+	}
+	sortFloats(lat)
+	r.res.AlertP50Ms = round(percentile(lat, 50), 1)
+	r.res.AlertP99Ms = round(percentile(lat, 99), 1)
+	r.res.AlertLatencyCount = len(lat)
+	r.printf("    paced phase: %s tx/s for %s (%d transfers); alert latency (transfer record -> fraud record) p50 %.1f ms, p99 %.1f ms, max %.1f ms over %d alerts; %d distinct alerts in %q\n",
+		num(float64(perTick)/tickEvery.Seconds()), r.t.paced, len(phaseB), r.res.AlertP50Ms, r.res.AlertP99Ms, percentile(lat, 100), len(lat), distinct, fraudTopic)
+	if len(lat) == 0 {
+		return errors.New("no alert in the paced phase: latency not measured")
+	}
+	return nil
+}
+
+type mark struct {
+	n  int64
+	at time.Time
+}
+
+// waitProcessed polls the consumer until it has processed want records; it
+// returns the first moment anything beyond base was processed and the moment
+// want was reached.
+func waitProcessed(ctx context.Context, c *consumer.Consumer, want, base int64, limit time.Duration) (mark, time.Time, bool) {
+	var first mark
+	deadline := time.Now().Add(limit)
+	for ctx.Err() == nil && time.Now().Before(deadline) {
+		n := c.Processed.Load()
+		if first.at.IsZero() && n > base {
+			first = mark{n: n, at: time.Now()}
+		}
+		if n >= want {
+			return first, time.Now(), true
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	return first, time.Time{}, false
+}
+
+// countingHandler decodes and marks every record, nothing else.
+type countingHandler struct {
+	n     atomic.Int64
+	first atomic.Int64 // unix ns of the first record
+}
+
+func (h *countingHandler) Setup(sarama.ConsumerGroupSession) error   { return nil }
+func (h *countingHandler) Cleanup(sarama.ConsumerGroupSession) error { return nil }
+func (h *countingHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim) error {
+	for m := range claim.Messages() {
+		h.first.CompareAndSwap(0, time.Now().UnixNano())
+		if it := event.FromKafka(m); it.Err != nil {
+			return it.Err
+		}
+		sess.MarkMessage(m, "")
+		h.n.Add(1)
+	}
+	return nil
+}
+
+// consumeOnly reads n records with a consumer group that only decodes them,
+// and returns records/s from the first record to the last.
+func consumeOnly(ctx context.Context, brokers []string, kc *sarama.Config, topic string, n int64) (float64, error) {
+	group, err := sarama.NewConsumerGroup(brokers, "bench-consume-only", kc)
+	if err != nil {
+		return 0, err
+	}
+	h := &countingHandler{}
+	cctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() {
+		var err error
+		for cctx.Err() == nil {
+			if err = group.Consume(cctx, []string{topic}, h); err != nil {
+				break
+			}
+		}
+		done <- err
+	}()
+	deadline := time.Now().Add(60 * time.Second)
+	for h.n.Load() < n && time.Now().Before(deadline) && ctx.Err() == nil {
+		time.Sleep(2 * time.Millisecond)
+	}
+	end := time.Now()
+	cancel()
+	err = <-done
+	group.Close()
+	if got := h.n.Load(); got < n {
+		return 0, fmt.Errorf("consume-only read %d of %d records: %v", got, n, err)
+	}
+	return float64(n) / end.Sub(time.Unix(0, h.first.Load())).Seconds(), nil
+}
+
+// alertLatencies joins each alert (first record of each alert id) to the
+// transfer that crossed the threshold: among the alert's listed transfers of
+// the paced phase, those whose event time is the alert's time (the latest
+// produced of them when several share it). It returns the latencies in ms
+// and the number of distinct alerts.
+func alertLatencies(txs, frauds []*sarama.ConsumerMessage, paced map[string]bool) ([]float64, int, error) {
+	produced := make(map[string]time.Time, len(txs))
+	for _, m := range txs {
+		for _, h := range m.Headers {
+			if string(h.Key) == "ce_id" {
+				produced[string(h.Value)] = m.Timestamp
+				break
+			}
+		}
+	}
+	type fired struct {
+		at    time.Time
+		alert event.Alert
+	}
+	alerts := map[string]fired{}
+	for _, m := range frauds {
+		e, err := binding.ToEvent(context.Background(), kafka_sarama.NewMessageFromConsumerMessage(m))
+		if err != nil {
+			return nil, 0, fmt.Errorf("fraud record %d/%d: %w", m.Partition, m.Offset, err)
+		}
+		a, err := event.AlertFromCloudEvent(*e)
+		if err != nil {
+			return nil, 0, err
+		}
+		if f, seen := alerts[e.ID()]; !seen || m.Timestamp.Before(f.at) {
+			alerts[e.ID()] = fired{at: m.Timestamp, alert: a}
+		}
+	}
+	var lat []float64
+	for _, f := range alerts {
+		var crossed time.Time
+		for _, t := range f.alert.Transactions {
+			if !paced[t.ID] || !t.Time.Equal(f.alert.Time) {
+				continue
+			}
+			if p, ok := produced[t.ID]; ok && !p.After(f.at) && p.After(crossed) {
+				crossed = p
+			}
+		}
+		if !crossed.IsZero() {
+			lat = append(lat, float64(f.at.Sub(crossed).Microseconds())/1000)
+		}
+	}
+	return lat, len(alerts), nil
+}

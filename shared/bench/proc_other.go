@@ -1,0 +1,16 @@
+//go:build !linux
+
+package bench
+
+import (
+	"syscall"
+	"time"
+)
+
+func sysProcAttr() *syscall.SysProcAttr { return nil }
+
+// cpuTime is not measured outside Linux.
+func cpuTime() time.Duration { return 0 }
+
+// machineBusy is not measured outside Linux.
+func machineBusy() time.Duration { return 0 }
