@@ -1,0 +1,68 @@
+package config_test
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fintrans/fintrans/shared/config"
+)
+
+func TestDefaults(t *testing.T) {
+	c, err := config.FromMap(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Threshold != 10000_00 || c.WindowSize != 10*time.Minute || c.WindowSlide != 2*time.Minute ||
+		c.AllowedLateness != time.Hour || c.FraudTopic != "fraud" || c.TransactionsTopic != "transactions" ||
+		c.DLQTopic != "transactions.dlq" || c.Port != 8080 || c.GeneratorAccounts != 10 {
+		t.Fatalf("defaults: %+v", c)
+	}
+}
+
+func TestValues(t *testing.T) {
+	dir := t.TempDir()
+	secret := filepath.Join(dir, "redis-password")
+	if err := os.WriteFile(secret, []byte("s3cret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := config.FromMap(map[string]string{
+		"FRAUD_THRESHOLD": "2500.50", "WINDOW_SIZE": "1h", "WINDOW_SLIDE": "15m", "ALLOWED_LATENESS": "0s",
+		"KAFKA_BROKERS": " a:9092, b:9092 ,", "REDIS_PASSWORD_FILE": secret, "LOG_FORMAT": "JSON",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Threshold != 2500_50 || c.WindowSize != time.Hour || c.WindowSlide != 15*time.Minute || c.AllowedLateness != 0 ||
+		len(c.KafkaBrokers) != 2 || c.KafkaBrokers[1] != "b:9092" || c.RedisPassword != "s3cret" || c.LogFormat != "json" {
+		t.Fatalf("%+v", c)
+	}
+}
+
+func TestInvalidValuesNameTheVariable(t *testing.T) {
+	cases := map[string]map[string]string{
+		"FRAUD_THRESHOLD":        {"FRAUD_THRESHOLD": "ten"},
+		"WINDOW_SIZE":            {"WINDOW_SIZE": "10"},
+		"WINDOW_SLIDE":           {"WINDOW_SLIDE": "20m"},
+		"ALLOWED_LATENESS":       {"ALLOWED_LATENESS": "-1h"},
+		"ALERT_MAX_TRANSACTIONS": {"ALERT_MAX_TRANSACTIONS": "-3"},
+		"STATE_TTL":              {"STATE_TTL": "30m"},
+		"PORT":                   {"PORT": "70000"},
+		"LOG_FORMAT":             {"LOG_FORMAT": "xml"},
+		"REDIS_CLUSTER":          {"REDIS_CLUSTER": "maybe"},
+		"REDIS_PASSWORD_FILE":    {"REDIS_PASSWORD_FILE": "/nonexistent/secret"},
+		"GENERATOR_FRAUD_RATE":   {"GENERATOR_FRAUD_RATE": "1.5"},
+		"GENERATOR_MIN_AMOUNT":   {"GENERATOR_MIN_AMOUNT": "500", "GENERATOR_MAX_AMOUNT": "100"},
+		"GENERATOR_FORMAT":       {"GENERATOR_FORMAT": "csv"},
+	}
+	for name, env := range cases {
+		t.Run(name, func(t *testing.T) {
+			_, err := config.FromMap(env)
+			if err == nil || !strings.Contains(err.Error(), name) {
+				t.Fatalf("error %v does not name %s", err, name)
+			}
+		})
+	}
+}
