@@ -140,6 +140,9 @@ func (c *Consumer) handle(ctx context.Context, batch []*sarama.ConsumerMessage) 
 			c.Alerts.Add(int64(len(p.Alerts)))
 			return true
 		}
+		if ctx.Err() != nil {
+			return false // shutting down: the batch is redelivered to the next session
+		}
 		c.Faults.Add(1)
 		c.Log.Warn("batch not durable; retrying without committing", "partition", batch[0].Partition,
 			"from_offset", batch[0].Offset, "records", len(batch), "err", err, "in", backoff)
