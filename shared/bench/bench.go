@@ -29,6 +29,7 @@ import (
 	"log/slog"
 	"math"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
@@ -42,6 +43,7 @@ import (
 	"github.com/fintrans/fintrans/shared/config"
 	"github.com/fintrans/fintrans/shared/logging"
 	"github.com/fintrans/fintrans/shared/redisconn"
+	"github.com/fintrans/fintrans/shared/redisproc"
 	"github.com/fintrans/fintrans/shared/window"
 )
 
@@ -218,19 +220,19 @@ func (r *runner) openRedis(ctx context.Context) (string, func(), error) {
 			where += "; -cluster ignored"
 		}
 	case r.opts.Cluster:
-		c, err := startCluster(ctx, r.opts.RedisServer, 3)
+		c, err := redisproc.StartCluster(ctx, 3, redisproc.Options{Binary: r.opts.RedisServer})
 		if err != nil {
-			return "", closeAll, err
+			return "", closeAll, redisStartErr(err)
 		}
 		closers = append(closers, c.Close)
-		addrs := c.Addrs()
+		addrs := c.Addrs
 		r.cfg.RedisURL = "redis://" + addrs[0] + "?addr=" + strings.Join(addrs[1:], "&addr=")
 		r.own, r.prefix, r.res.Cluster = true, "ft:", true
 		where = "3-node cluster (own: " + strings.Join(addrs, ", ") + ")"
 	default:
-		s, err := startRedis(ctx, r.opts.RedisServer, false)
+		s, err := redisproc.Start(ctx, redisproc.Options{Binary: r.opts.RedisServer})
 		if err != nil {
-			return "", closeAll, err
+			return "", closeAll, redisStartErr(err)
 		}
 		closers = append(closers, s.Close)
 		r.cfg.RedisURL = "redis://" + s.Addr + "/0"
@@ -249,6 +251,14 @@ func (r *runner) openRedis(ctx context.Context) (string, func(), error) {
 		return "", func() {}, err
 	}
 	return where, closeAll, nil
+}
+
+// redisStartErr adds how to fix a missing redis-server binary.
+func redisStartErr(err error) error {
+	if errors.Is(err, exec.ErrNotFound) {
+		return fmt.Errorf("%w (install redis-server, or set REDIS_URL)", err)
+	}
+	return err
 }
 
 // store is a window store on the benchmark's Redis and prefix, script loaded.

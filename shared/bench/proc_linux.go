@@ -10,12 +10,6 @@ import (
 	"time"
 )
 
-// sysProcAttr makes the kernel SIGKILL a started redis-server when the
-// thread that forked it (see spawn) dies, that is when this process dies.
-func sysProcAttr() *syscall.SysProcAttr {
-	return &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-}
-
 // cpuTime is the CPU time (user + system) this process has used so far.
 func cpuTime() time.Duration {
 	var ru syscall.Rusage

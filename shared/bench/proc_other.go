@@ -2,12 +2,7 @@
 
 package bench
 
-import (
-	"syscall"
-	"time"
-)
-
-func sysProcAttr() *syscall.SysProcAttr { return nil }
+import "time"
 
 // cpuTime is not measured outside Linux.
 func cpuTime() time.Duration { return 0 }

@@ -1,11 +1,11 @@
 //go:build !linux
 
-package redistest
+package redisproc
 
 import "syscall"
 
 // sysProcAttr has no parent-death signal outside Linux; servers are still
-// killed by t.Cleanup, but a crashed test binary may leak them.
+// killed by Close, but a crashed program may leak them.
 func sysProcAttr() *syscall.SysProcAttr {
 	return nil
 }

@@ -1,13 +1,14 @@
-package redistest
+package redisproc
 
 import (
 	"context"
 	"fmt"
 	"net/url"
+	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
-	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -26,50 +27,83 @@ type Cluster struct {
 	Addrs []string // node addresses, Nodes[i].Addr
 	// URL lists every node: "redis://127.0.0.1:P1?addr=127.0.0.1:P2&addr=...",
 	// the form redis.ParseClusterURL accepts (rediss and ":password@" as for
-	// Server.URL). ParseClusterURL does not know the test CA: with WithTLS set
+	// Server.URL). ParseClusterURL does not know our CA: with Options.TLS set
 	// ClusterOptions.TLSConfig = Nodes[0].TLSConfig() after parsing.
 	URL   string
 	Nodes []*Server
 
-	opts options
+	opts   Options
+	dir    string // parent of the node directories
+	ownDir bool   // dir was created by StartCluster; Close removes it
 }
 
 // StartCluster starts an n-node (n >= 3) Redis Cluster of masters. Each node
-// has its own dir and nodes.conf, owns an even share of the 16384 slots
-// (CLUSTER ADDSLOTSRANGE) and is joined with CLUSTER MEET. It returns once
-// every node reports cluster_state:ok and all agree on the slot map (at most
-// 20 s). Options apply to every node; with WithTLS all nodes share one CA and
-// certificate and the cluster bus uses TLS too.
-func StartCluster(t testing.TB, n int, opts ...Option) *Cluster {
-	t.Helper()
-	requireRedis(t)
+// has its own directory (Options.Dir/node-N) and nodes.conf, owns an even
+// share of the 16384 slots (CLUSTER ADDSLOTSRANGE) and is joined with
+// CLUSTER MEET. It returns once every node reports cluster_state:ok and all
+// agree on the slot map (at most 20 s, or until ctx ends). Options apply to
+// every node; with Options.TLS all nodes share one CA and certificate and
+// the cluster bus uses TLS too. On error no process is left running.
+func StartCluster(ctx context.Context, n int, o Options) (*Cluster, error) {
 	if n < 3 {
-		t.Fatalf("redistest: StartCluster needs at least 3 nodes, got %d", n)
+		return nil, fmt.Errorf("a cluster needs at least 3 nodes, got %d", n)
 	}
-	o := buildOptions(opts)
 	o.cluster = true
-
-	var certs *tlsFiles
-	if o.tls {
-		certs = mustTLSFiles(t, t.TempDir())
+	dir, ownDir, err := prepareDir(o.Dir)
+	if err != nil {
+		return nil, err
 	}
-	c := &Cluster{opts: o}
+	c := &Cluster{opts: o, dir: dir, ownDir: ownDir}
+	if err := c.start(ctx, n); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+func (c *Cluster) start(ctx context.Context, n int) error {
+	var certs *tlsFiles
+	if c.opts.TLS {
+		var err error
+		if certs, err = writeTLSFiles(c.dir); err != nil {
+			return fmt.Errorf("generating TLS certificates: %w", err)
+		}
+	}
 	for i := 0; i < n; i++ {
-		s := startServer(t, t.TempDir(), o, certs)
+		nodeDir := filepath.Join(c.dir, fmt.Sprintf("node-%d", i))
+		if err := os.MkdirAll(nodeDir, 0o755); err != nil {
+			return err
+		}
+		s, err := startServer(ctx, nodeDir, c.opts, certs)
+		if err != nil {
+			return err
+		}
 		c.Nodes = append(c.Nodes, s)
 		c.Addrs = append(c.Addrs, s.Addr)
 	}
 	c.URL = c.buildURL()
 
-	ctx, cancel := context.WithTimeout(context.Background(), clusterTimeout)
+	ctx, cancel := context.WithTimeout(ctx, clusterTimeout)
 	defer cancel()
 	if err := c.form(ctx); err != nil {
-		t.Fatalf("redistest: forming cluster: %v", err)
+		return fmt.Errorf("forming cluster: %w", err)
 	}
 	if err := c.waitConsistent(ctx); err != nil {
-		t.Fatalf("redistest: cluster not ready: %v", err)
+		return fmt.Errorf("cluster not ready: %w", err)
 	}
-	return c
+	return nil
+}
+
+// Close kills every node and removes the directories if StartCluster
+// created them. It is safe on a nil Cluster.
+func (c *Cluster) Close() {
+	if c == nil {
+		return
+	}
+	for _, s := range c.Nodes {
+		s.Kill()
+	}
+	removeIf(c.ownDir, c.dir)
 }
 
 func (c *Cluster) buildURL() string {
@@ -78,11 +112,11 @@ func (c *Cluster) buildURL() string {
 	if first.tlsConfig != nil {
 		u.Scheme = "rediss"
 	}
-	if c.opts.password != "" {
-		u.User = url.UserPassword("", c.opts.password)
+	if c.opts.Password != "" {
+		u.User = url.UserPassword("", c.opts.Password)
 	}
 	// Built by hand: url.Values.Encode would escape the colons (%3A), which
-	// ParseClusterURL accepts but is harder to read in test output.
+	// ParseClusterURL accepts but is harder to read in logs.
 	q := make([]string, 0, len(c.Addrs)-1)
 	for _, addr := range c.Addrs[1:] {
 		q = append(q, "addr="+addr)
@@ -129,7 +163,7 @@ func (c *Cluster) form(ctx context.Context) error {
 func (c *Cluster) waitConsistent(ctx context.Context) error {
 	clients := make([]*redis.Client, len(c.Nodes))
 	for i, s := range c.Nodes {
-		clients[i] = redis.NewClient(s.clientOptions())
+		clients[i] = redis.NewClient(s.ClientOptions())
 		defer clients[i].Close()
 	}
 	var problem string
@@ -140,7 +174,7 @@ func (c *Cluster) waitConsistent(ctx context.Context) error {
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("after %v: %s", clusterTimeout, problem)
+			return fmt.Errorf("%w (limit %v): %s", ctx.Err(), clusterTimeout, problem)
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
@@ -155,7 +189,7 @@ func (c *Cluster) checkConsistent(ctx context.Context, clients []*redis.Client) 
 		if err != nil {
 			return fmt.Sprintf("CLUSTER INFO on %s: %v", addr, err)
 		}
-		fields := parseInfo(info)
+		fields := ParseInfo(info)
 		if fields["cluster_state"] != "ok" ||
 			fields["cluster_slots_ok"] != strconv.Itoa(clusterSlots) ||
 			fields["cluster_known_nodes"] != strconv.Itoa(len(c.Nodes)) {
@@ -176,8 +210,9 @@ func (c *Cluster) checkConsistent(ctx context.Context, clients []*redis.Client) 
 	return ""
 }
 
-// parseInfo parses "key:value" lines of CLUSTER INFO.
-func parseInfo(info string) map[string]string {
+// ParseInfo parses the "key:value" lines of INFO or CLUSTER INFO; section
+// headers ("# Memory") and blank lines are skipped.
+func ParseInfo(info string) map[string]string {
 	fields := map[string]string{}
 	for _, line := range strings.Split(info, "\n") {
 		if k, v, ok := strings.Cut(strings.TrimSpace(line), ":"); ok {
@@ -203,20 +238,17 @@ func slotMap(slots []redis.ClusterSlot) string {
 
 // withClient runs fn with a short-lived client for s.
 func withClient(s *Server, fn func(*redis.Client) error) error {
-	rdb := redis.NewClient(s.clientOptions())
+	rdb := redis.NewClient(s.ClientOptions())
 	defer rdb.Close()
 	return fn(rdb)
 }
 
-// Client returns a go-redis cluster client seeded with every node (password
-// and TLS set up), closed when the test ends.
-func (c *Cluster) Client(t testing.TB) *redis.ClusterClient {
-	t.Helper()
-	rdb := redis.NewClusterClient(&redis.ClusterOptions{
+// ClusterOptions returns go-redis cluster options seeded with every node
+// (password and TLS set up).
+func (c *Cluster) ClusterOptions() *redis.ClusterOptions {
+	return &redis.ClusterOptions{
 		Addrs:     append([]string(nil), c.Addrs...),
-		Password:  c.opts.password,
+		Password:  c.opts.Password,
 		TLSConfig: c.Nodes[0].TLSConfig(),
-	})
-	t.Cleanup(func() { _ = rdb.Close() })
-	return rdb
+	}
 }

@@ -1,4 +1,4 @@
-package redistest
+package redisproc
 
 import (
 	"crypto/ecdsa"
@@ -13,7 +13,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"testing"
 	"time"
 )
 
@@ -26,7 +25,7 @@ type tlsFiles struct {
 	caPool   *x509.CertPool
 }
 
-// clientConfig returns a client config that trusts only the test CA. The
+// clientConfig returns a client config that trusts only our CA. The
 // server name is the IP, which the certificate lists as a SAN; it matches
 // what redis.ParseURL sets for rediss://127.0.0.1 URLs.
 func (f *tlsFiles) clientConfig() *tls.Config {
@@ -37,16 +36,7 @@ func (f *tlsFiles) clientConfig() *tls.Config {
 	}
 }
 
-// mustTLSFiles writes ca.crt, redis.crt and redis.key into dir.
-func mustTLSFiles(t testing.TB, dir string) *tlsFiles {
-	t.Helper()
-	f, err := writeTLSFiles(dir)
-	if err != nil {
-		t.Fatalf("redistest: generating TLS certificates: %v", err)
-	}
-	return f
-}
-
+// writeTLSFiles writes ca.crt, redis.crt and redis.key into dir.
 func writeTLSFiles(dir string) (*tlsFiles, error) {
 	// Backdate NotBefore a little to tolerate clock skew.
 	notBefore := time.Now().Add(-time.Hour)
@@ -58,7 +48,7 @@ func writeTLSFiles(dir string) (*tlsFiles, error) {
 	}
 	caTmpl := &x509.Certificate{
 		SerialNumber:          randomSerial(),
-		Subject:               pkix.Name{CommonName: "redistest CA"},
+		Subject:               pkix.Name{CommonName: "redisproc CA"},
 		NotBefore:             notBefore,
 		NotAfter:              notAfter,
 		IsCA:                  true,

@@ -1,10 +1,10 @@
 //go:build linux
 
-package redistest
+package redisproc
 
 import "syscall"
 
-// sysProcAttr makes the kernel SIGKILL the server when the test binary dies
+// sysProcAttr makes the kernel SIGKILL the server when this process dies
 // (see spawn for why the forking thread matters).
 func sysProcAttr() *syscall.SysProcAttr {
 	return &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
