@@ -1,5 +1,6 @@
 # fintrans: the two commands a newcomer needs are `make run` and `make test`.
 GO       ?= go
+SHELL    := /bin/bash
 # The function modules (no tests of their own: the template build runs in functions/) go first, so
 # that the run closes on the test results.
 MODULES  := functions/detect functions/generator functions/viewer . shared
@@ -13,10 +14,13 @@ run:
 
 ## test: the tests of every module (needs redis-server on PATH; .ci/run installs it)
 test:
-	@set -e; for m in $(MODULES); do \
+	@set -e; log=$$(mktemp); trap 'rm -f $$log' EXIT; \
+	for m in $(MODULES); do \
 		echo "== go vet + go test in $$m"; \
-		(cd $$m && $(GO) vet ./... && $(GO) test -count=1 -timeout 25m ./...); \
-	done
+		(cd $$m && $(GO) vet ./... && $(GO) test -count=1 -timeout 25m ./...) 2>&1 | tee -a $$log; \
+		test $${PIPESTATUS[0]} -eq 0 || { echo "packages: $$(grep -c '^ok' $$log) passed, $$(grep -c '^FAIL' $$log) failed"; exit 1; }; \
+	done; \
+	echo "packages: $$(grep -c '^ok' $$log) passed, $$(grep -c '^FAIL' $$log) failed"
 
 ## bench: each stage's throughput beside its ceiling; last line is BENCH {...}
 bench:
