@@ -1,7 +1,7 @@
 // Package window is the window store: the pair's sliding event-time windows
-// live in Redis and one Lua script applies each transfer atomically (dedupe,
-// lateness, INCRBY into the pair's bucket, the threshold check of every window
-// holding the transfer, evidence, expiry). It works unchanged on a standalone
+// live in Redis and one Lua script applies each transfer atomically (lateness,
+// dedupe, HINCRBY into every window holding the transfer, which tells whether
+// this transfer crossed the threshold, evidence, pruning, expiry). It works unchanged on a standalone
 // Redis and on a Redis Cluster: all keys of a pair share one hash tag.
 package window
 
