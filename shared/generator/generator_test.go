@@ -431,37 +431,14 @@ func consumeAll(t *testing.T, brokers []string, topic string, want int) []*saram
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := sarama.NewConsumer(brokers, kc)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	out, err := kafka.ReadAll(ctx, brokers, kc, topic)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
-	parts, err := c.Partitions(topic)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ch := make(chan *sarama.ConsumerMessage, want)
-	for _, p := range parts {
-		pc, err := c.ConsumePartition(topic, p, sarama.OffsetOldest)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer pc.Close()
-		go func() {
-			for m := range pc.Messages() {
-				ch <- m
-			}
-		}()
-	}
-	var out []*sarama.ConsumerMessage
-	timeout := time.After(10 * time.Second)
-	for len(out) < want {
-		select {
-		case m := <-ch:
-			out = append(out, m)
-		case <-timeout:
-			t.Fatalf("got %d of %d records", len(out), want)
-		}
+	if len(out) < want {
+		t.Fatalf("got %d of %d records", len(out), want)
 	}
 	return out
 }
