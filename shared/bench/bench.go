@@ -89,7 +89,7 @@ type Result struct {
 	CeilingGridBest   float64 `json:"redis_ceiling_grid_best_ops"`
 	CeilingConns      int     `json:"ceiling_conns"`
 	CeilingPipeline   int     `json:"ceiling_pipeline"`
-	RedisUsPerEval    float64 `json:"redis_us_per_evalsha"`
+	RedisUsPerTx      float64 `json:"redis_us_per_transfer"`
 	AlertLatencyCount int     `json:"alert_latency_samples"`
 	Cluster           bool    `json:"cluster"`
 	Long              bool    `json:"long"`
@@ -325,7 +325,17 @@ type usage struct {
 	redisCores        float64 // CPU of Redis / wall (all servers)
 	otherCores        float64 // CPU of everything else on the machine / wall
 	evalCalls         int64
+	evalUsec          int64 // Redis time in the window script
 	redisUsPerEvalsha float64
+}
+
+// usPer is the Redis time in the window script per transfer, n transfers
+// having run.
+func (u usage) usPer(n int64) float64 {
+	if n <= 0 {
+		return 0
+	}
+	return float64(u.evalUsec) / float64(n)
 }
 
 func (m *meter) stop(ctx context.Context) usage {
@@ -335,7 +345,7 @@ func (m *meter) stop(ctx context.Context) usage {
 	st, _ := readStats(ctx, m.r.rdb)
 	u := usage{wall: wall, benchCores: cpu.Seconds() / wall.Seconds(),
 		redisCores: (st.cpu - m.redis.cpu).Seconds() / wall.Seconds(),
-		evalCalls:  st.evalCalls - m.redis.evalCalls}
+		evalCalls:  st.evalCalls - m.redis.evalCalls, evalUsec: st.evalUsec - m.redis.evalUsec}
 	if m.r.own && machine > 0 {
 		u.otherCores = max(0, machine.Seconds()/wall.Seconds()-u.benchCores-u.redisCores)
 	}
@@ -348,7 +358,7 @@ func (m *meter) stop(ctx context.Context) usage {
 func (u usage) String() string {
 	s := fmt.Sprintf("[cpu: bench %.2f, redis %.2f, other %.2f cores", u.benchCores, u.redisCores, u.otherCores)
 	if u.evalCalls > 0 {
-		s += fmt.Sprintf("; %.1f µs/EVALSHA in redis", u.redisUsPerEvalsha)
+		s += fmt.Sprintf("; %.1f µs/script call in redis", u.redisUsPerEvalsha)
 	}
 	return s + "]"
 }

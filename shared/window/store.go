@@ -6,12 +6,14 @@
 package window
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	_ "embed"
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -121,13 +123,18 @@ func (s *Store) Load(ctx context.Context) error {
 	return Script.Load(ctx, s.rdb).Err()
 }
 
-// Keys returns the three keys of a pair. The hash tag is the base64url form of
-// both ids joined by '.', a character base64url never produces: no two pairs
-// share a tag whatever their ids hold, and no tag contains '{' or '}'.
-func (s *Store) Keys(from, to string) [3]string {
-	tag := s.cfg.KeyPrefix + "{" + base64.RawURLEncoding.EncodeToString([]byte(from)) + "." +
+// Keys returns the two keys of a pair: its state hash and its dedupe set.
+// The hash tag is the base64url form of both ids joined by '.', a character
+// base64url never produces: no two pairs share a tag whatever their ids hold,
+// and no tag contains '{' or '}'.
+func (s *Store) Keys(from, to string) [2]string {
+	tag := s.tag(from, to)
+	return [2]string{tag + "h", tag + "s"}
+}
+
+func (s *Store) tag(from, to string) string {
+	return s.cfg.KeyPrefix + "{" + base64.RawURLEncoding.EncodeToString([]byte(from)) + "." +
 		base64.RawURLEncoding.EncodeToString([]byte(to)) + "}:"
-	return [3]string{tag + "h", tag + "s", tag + "e"}
 }
 
 // idKey identifies a delivery by (source, id): the first 16 bytes of the
@@ -141,39 +148,55 @@ func idKey(t event.Transfer) string {
 	return base64.RawURLEncoding.EncodeToString(sum[:16])
 }
 
-// Apply runs the script for each transfer, all in one pipeline (split by
-// go-redis per cluster node). It returns an outcome per transfer, or an error
-// when Redis failed: then the caller must not acknowledge any of them (the
-// ones that did run are recognised as duplicates when redelivered).
+const (
+	// MaxPerCall bounds the transfers of one script call: a call holds
+	// Redis for its whole run (some 10-20 µs a transfer).
+	MaxPerCall = 64
+	// maxIndices bounds the bucket indices a call sends formatted; a batch
+	// spread wider in event time is cut into more calls.
+	maxIndices = 32
+)
+
+// Apply applies the transfers in order and returns an outcome per transfer,
+// or an error when Redis failed: then the caller must not acknowledge any of
+// them (the ones that did run are recognised as duplicates when
+// redelivered). The transfers go to Redis in script calls of up to
+// MaxPerCall (on a Redis Cluster, each call holds one pair's transfers, so
+// that its keys share a slot), all calls in one pipeline (split by go-redis
+// per cluster node). A pair's transfers keep their order.
 func (s *Store) Apply(ctx context.Context, ts []event.Transfer) ([]Outcome, error) {
 	out := make([]Outcome, len(ts))
-	pending := make([]int, len(ts))
-	for i := range pending {
-		pending[i] = i
-	}
+	pending := s.plan(ts)
 	for attempt := 0; len(pending) > 0; attempt++ {
 		cmds := make([]*redis.Cmd, len(pending))
 		_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-			for k, i := range pending {
-				cmds[k] = s.evalSha(ctx, p, ts[i])
+			for k, c := range pending {
+				keys, args := s.callArgs(ts, c)
+				cmds[k] = Script.EvalSha(ctx, p, keys, args...)
 			}
 			return nil
 		})
-		var retry []int
-		for k, i := range pending {
+		var retry [][]int
+		for k, c := range pending {
 			cerr := cmds[k].Err()
 			if isNoScript(cerr) {
-				retry = append(retry, i)
+				retry = append(retry, c)
 				continue
 			}
 			if cerr != nil {
 				return nil, fmt.Errorf("window script: %w", cerr)
 			}
-			o, perr := s.parse(ts[i], cmds[k].Val())
-			if perr != nil {
-				return nil, perr
+			answers, ok := cmds[k].Val().([]any)
+			if !ok || len(answers) != len(c) {
+				return nil, fmt.Errorf("window script: %d answers for %d transfers", len(answers), len(c))
 			}
-			out[i] = o
+			for j, i := range c {
+				o, perr := s.parse(ts[i], answers[j])
+				if perr != nil {
+					return nil, perr
+				}
+				out[i] = o
+			}
 		}
 		if len(retry) == 0 {
 			if err != nil && !isNoScript(err) {
@@ -182,7 +205,8 @@ func (s *Store) Apply(ctx context.Context, ts []event.Transfer) ([]Outcome, erro
 			break
 		}
 		// Redis lost its script cache (a restart, SCRIPT FLUSH, a failover):
-		// load it again and rerun what did not run.
+		// load it again and rerun what did not run (a script that fails with
+		// NOSCRIPT changed nothing).
 		if attempt >= 2 {
 			return nil, fmt.Errorf("window script: %w", cmds[0].Err())
 		}
@@ -194,36 +218,104 @@ func (s *Store) Apply(ctx context.Context, ts []event.Transfer) ([]Outcome, erro
 	return out, nil
 }
 
-func (s *Store) evalSha(ctx context.Context, p redis.Pipeliner, t event.Transfer) *redis.Cmd {
-	k := s.Keys(t.From, t.To)
-	return Script.EvalSha(ctx, p, k[:], s.argv(t)...)
+// plan cuts ts into script calls: lists of indices into ts, in order. On a
+// Redis Cluster a call holds one pair's transfers; elsewhere any pairs.
+func (s *Store) plan(ts []event.Transfer) [][]int {
+	var groups [][]int
+	if _, cluster := s.rdb.(*redis.ClusterClient); cluster {
+		byPair := map[[2]string]int{}
+		for i, t := range ts {
+			p := [2]string{t.From, t.To}
+			g, ok := byPair[p]
+			if !ok {
+				g = len(groups)
+				byPair[p] = g
+				groups = append(groups, nil)
+			}
+			groups[g] = append(groups[g], i)
+		}
+	} else {
+		all := make([]int, len(ts))
+		for i := range all {
+			all[i] = i
+		}
+		groups = [][]int{all}
+	}
+	var calls [][]int
+	for _, g := range groups {
+		start := 0
+		lo, hi := int64(0), int64(0)
+		for k, i := range g {
+			b0, b1 := s.span(ts[i])
+			if k > start && (k-start >= MaxPerCall || max(hi, b1)-min(lo, b0) >= maxIndices) {
+				calls = append(calls, g[start:k])
+				start = k
+			}
+			if k == start {
+				lo, hi = b0, b1
+			}
+			lo, hi = min(lo, b0), max(hi, b1)
+		}
+		if start < len(g) {
+			calls = append(calls, g[start:])
+		}
+	}
+	return calls
 }
 
-// argv is the script's ARGV for t: the transfer, the configuration, and the
-// decimal indices of every bucket the windows holding t cover (b0..b1).
-func (s *Store) argv(t event.Transfer) []any {
+// span is the range of bucket indices the windows holding t cover.
+func (s *Store) span(t event.Transfer) (int64, int64) {
 	ms := t.Time.UnixMilli()
-	newest := ms / s.slide * s.slide // the latest window start holding ms
+	newest := floorDiv(ms, s.slide) * s.slide // the latest window start holding ms
 	oldest := newest
 	for oldest-s.slide > ms-s.size {
 		oldest -= s.slide
 	}
-	b0, b1 := oldest/s.bucket, (newest+s.size)/s.bucket-1
-	args := make([]any, 0, 13+b1-b0+1)
-	args = append(args, idKey(t), strconv.FormatInt(ms, 10), strconv.FormatInt(int64(t.Amount), 10),
-		s.args[0], s.args[1], s.args[2], s.args[3], s.args[4], s.args[5], s.args[6], t.ID,
-		strconv.FormatInt(b0, 10))
-	for j := b0; j <= b1; j++ {
+	return floorDiv(oldest, s.bucket), floorDiv(newest+s.size, s.bucket) - 1
+}
+
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if a%b != 0 && (a < 0) != (b < 0) {
+		q--
+	}
+	return q
+}
+
+// callArgs is one call's KEYS and ARGV (see window.lua): the configuration,
+// the decimal indices of every bucket its transfers' windows cover, and per
+// transfer its dedupe key, time, amount and evidence tail.
+func (s *Store) callArgs(ts []event.Transfer, c []int) ([]string, []any) {
+	lo, hi := s.span(ts[c[0]])
+	for _, i := range c[1:] {
+		b0, b1 := s.span(ts[i])
+		lo, hi = min(lo, b0), max(hi, b1)
+	}
+	keys := make([]string, 0, 2*len(c))
+	args := make([]any, 0, len(s.args)+3+int(hi-lo+1)+4*len(c))
+	for _, a := range s.args {
+		args = append(args, a)
+	}
+	args = append(args, strconv.Itoa(len(c)), strconv.FormatInt(lo, 10), strconv.FormatInt(hi-lo+1, 10))
+	for j := lo; j <= hi; j++ {
 		args = append(args, strconv.FormatInt(j, 10))
 	}
-	return args
+	for _, i := range c {
+		t := ts[i]
+		tag := s.tag(t.From, t.To)
+		keys = append(keys, tag+"h", tag+"s")
+		amt := strconv.FormatInt(int64(t.Amount), 10)
+		args = append(args, idKey(t), strconv.FormatInt(t.Time.UnixMilli(), 10), amt,
+			amt+","+strconv.Itoa(len(t.ID))+":"+t.ID)
+	}
+	return keys, args
 }
 
 func isNoScript(err error) bool {
 	return err != nil && (errors.Is(err, redis.ErrNoScript) || redis.HasErrorPrefix(err, "NOSCRIPT"))
 }
 
-// parse reads the script's answer {status, info, alert...}.
+// parse reads the script's answer for one transfer {status, info, alert...}.
 func (s *Store) parse(t event.Transfer, v any) (Outcome, error) {
 	arr, ok := v.([]any)
 	if !ok || len(arr) < 2 {
@@ -252,40 +344,97 @@ func (s *Store) parse(t event.Transfer, v any) (Outcome, error) {
 
 func (s *Store) parseAlert(t event.Transfer, raw any) (event.Alert, error) {
 	f, ok := raw.([]any)
-	if !ok || len(f) != 5 {
+	if !ok || len(f) != 6 {
 		return event.Alert{}, fmt.Errorf("window script: malformed alert %v", raw)
 	}
 	start, _ := f[0].(int64)
 	total, _ := f[1].(int64)
 	count, _ := f[2].(int64)
 	fired, _ := f[3].(int64)
-	ev, _ := f[4].([]any)
+	seq, _ := f[4].(int64)
+	ev, _ := f[5].([]any)
 	a := event.Alert{
-		From:         t.From,
-		To:           t.To,
-		WindowStart:  time.UnixMilli(start).UTC(),
-		WindowEnd:    time.UnixMilli(start).Add(s.cfg.Size).UTC(),
-		Total:        money.Cents(total),
-		Threshold:    s.cfg.Threshold,
-		Count:        int(count),
-		Time:         time.UnixMilli(fired).UTC(),
-		Transactions: make([]event.AlertTransfer, 0, len(ev)/2),
+		From:        t.From,
+		To:          t.To,
+		WindowStart: time.UnixMilli(start).UTC(),
+		WindowEnd:   time.UnixMilli(start).Add(s.cfg.Size).UTC(),
+		Total:       money.Cents(total),
+		Threshold:   s.cfg.Threshold,
+		Count:       int(count),
+		Time:        time.UnixMilli(fired).UTC(),
 	}
-	for k := 0; k+1 < len(ev); k += 2 {
-		member, _ := ev[k].(string)
-		score, _ := ev[k+1].(string)
-		// member is "seq:amount:id"
-		_, rest, _ := strings.Cut(member, ":")
-		amt, id, _ := strings.Cut(rest, ":")
-		cents, err1 := strconv.ParseInt(amt, 10, 64)
-		ms, err2 := strconv.ParseInt(score, 10, 64)
-		if err1 != nil || err2 != nil {
-			return event.Alert{}, fmt.Errorf("window script: malformed evidence %q", member)
+	var es []evidenceEntry
+	for _, v := range ev {
+		str, _ := v.(string)
+		got, err := parseEvidence(str, seq, es)
+		if err != nil {
+			return event.Alert{}, err
 		}
-		a.Transactions = append(a.Transactions, event.AlertTransfer{ID: id, Time: time.UnixMilli(ms).UTC(), Amount: money.Cents(cents)})
+		es = got
+	}
+	slices.SortFunc(es, func(x, y evidenceEntry) int {
+		if c := cmp.Compare(x.ms, y.ms); c != 0 {
+			return c
+		}
+		return cmp.Compare(x.seq, y.seq)
+	})
+	if len(es) > s.cfg.MaxTransactions {
+		es = es[:s.cfg.MaxTransactions]
+	}
+	a.Transactions = make([]event.AlertTransfer, len(es))
+	for i, e := range es {
+		a.Transactions[i] = event.AlertTransfer{ID: e.id, Time: time.UnixMilli(e.ms).UTC(), Amount: e.amount}
 	}
 	a.Truncated = len(a.Transactions) < a.Count
 	return a, nil
+}
+
+// evidenceEntry is one transfer listed in a bucket's evidence.
+type evidenceEntry struct {
+	seq, ms int64
+	amount  money.Cents
+	id      string
+}
+
+// parseEvidence appends to out the entries of one bucket's evidence string
+// ("count,newest|" then "seq,time,amount,len:id" one after another) whose
+// sequence number is at most maxSeq: the transfers known when the alert
+// fired.
+func parseEvidence(s string, maxSeq int64, out []evidenceEntry) ([]evidenceEntry, error) {
+	bad := func() ([]evidenceEntry, error) {
+		return nil, fmt.Errorf("window script: malformed evidence %q", s)
+	}
+	_, s, ok := strings.Cut(s, "|")
+	if !ok {
+		return bad()
+	}
+	for s != "" {
+		var nums [4]int64
+		for k := range nums {
+			sep := byte(',')
+			if k == 3 {
+				sep = ':'
+			}
+			j := strings.IndexByte(s, sep)
+			if j < 0 {
+				return bad()
+			}
+			n, err := strconv.ParseInt(s[:j], 10, 64)
+			if err != nil {
+				return bad()
+			}
+			nums[k], s = n, s[j+1:]
+		}
+		if nums[3] < 0 || nums[3] > int64(len(s)) {
+			return bad()
+		}
+		id := s[:nums[3]]
+		s = s[nums[3]:]
+		if nums[0] <= maxSeq {
+			out = append(out, evidenceEntry{seq: nums[0], ms: nums[1], amount: money.Cents(nums[2]), id: id})
+		}
+	}
+	return out, nil
 }
 
 // PairState is what Redis holds for one pair, for tools and tests.

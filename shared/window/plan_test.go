@@ -1,0 +1,103 @@
+package window
+
+import (
+	"slices"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/fintrans/fintrans/shared/event"
+)
+
+func planStore(t *testing.T, rdb redis.UniversalClient) *Store {
+	t.Helper()
+	s, err := New(rdb, Config{Threshold: 10000_00, Size: 10 * time.Minute, Slide: 2 * time.Minute,
+		Lateness: time.Hour, MaxTransactions: 5, TTL: 24 * time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// checkPlan asserts that calls cover every transfer once, in order, with at
+// most MaxPerCall transfers and maxIndices bucket indices a call.
+func checkPlan(t *testing.T, s *Store, ts []event.Transfer, calls [][]int) {
+	t.Helper()
+	var all []int
+	for _, c := range calls {
+		if len(c) == 0 || len(c) > MaxPerCall {
+			t.Fatalf("a call of %d transfers", len(c))
+		}
+		lo, hi := s.span(ts[c[0]])
+		for _, i := range c {
+			b0, b1 := s.span(ts[i])
+			lo, hi = min(lo, b0), max(hi, b1)
+		}
+		if len(c) > 1 && hi-lo >= maxIndices {
+			t.Errorf("a call of %d transfers spans %d buckets", len(c), hi-lo+1)
+		}
+		if !slices.IsSorted(c) {
+			t.Errorf("a call out of order: %v", c)
+		}
+		all = append(all, c...)
+	}
+	slices.Sort(all)
+	for i, v := range all {
+		if v != i {
+			t.Fatalf("transfer %d planned twice or never", i)
+		}
+	}
+	if len(all) != len(ts) {
+		t.Fatalf("%d transfers planned, want %d", len(all), len(ts))
+	}
+}
+
+func TestPlanStandaloneCutsBySizeAndTimeSpread(t *testing.T) {
+	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"})
+	defer rdb.Close()
+	s := planStore(t, rdb)
+	base := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+	var ts []event.Transfer
+	for i := range 200 { // same time, many pairs: cut by size only
+		ts = append(ts, event.Transfer{ID: strconv.Itoa(i), Time: base, From: strconv.Itoa(i), To: "x", Amount: 1})
+	}
+	calls := s.plan(ts)
+	checkPlan(t, s, ts, calls)
+	if len(calls) != 4 || len(calls[3]) != 200-3*MaxPerCall {
+		t.Errorf("200 transfers at one time: %d calls, want 4", len(calls))
+	}
+	ts = ts[:0]
+	for i := range 100 { // a transfer every 10 minutes: cut by spread
+		ts = append(ts, event.Transfer{ID: strconv.Itoa(i), Time: base.Add(time.Duration(i) * 10 * time.Minute), From: "a", To: "b", Amount: 1})
+	}
+	calls = s.plan(ts)
+	checkPlan(t, s, ts, calls)
+	if len(calls) < 10 {
+		t.Errorf("16 hours of transfers in %d calls", len(calls))
+	}
+}
+
+func TestPlanClusterKeepsOnePairACall(t *testing.T) {
+	rdb := redis.NewClusterClient(&redis.ClusterOptions{Addrs: []string{"127.0.0.1:1"}})
+	defer rdb.Close()
+	s := planStore(t, rdb)
+	base := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+	var ts []event.Transfer
+	for i := range 300 {
+		ts = append(ts, event.Transfer{ID: strconv.Itoa(i), Time: base.Add(time.Duration(i) * time.Second), From: strconv.Itoa(i % 3), To: "x", Amount: 1})
+	}
+	calls := s.plan(ts)
+	checkPlan(t, s, ts, calls)
+	for _, c := range calls {
+		for _, i := range c {
+			if ts[i].From != ts[c[0]].From {
+				t.Fatalf("a cluster call mixes pairs %s and %s", ts[i].From, ts[c[0]].From)
+			}
+		}
+	}
+	if len(calls) != 6 { // 100 a pair: 64 + 36
+		t.Errorf("%d calls, want 6", len(calls))
+	}
+}
