@@ -13,6 +13,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -292,13 +293,17 @@ func (s *Store) callArgs(ts []event.Transfer, c []int) ([]string, []any) {
 		lo, hi = min(lo, b0), max(hi, b1)
 	}
 	keys := make([]string, 0, 2*len(c))
-	args := make([]any, 0, len(s.args)+3+int(hi-lo+1)+4*len(c))
+	args := make([]any, 0, len(s.args)+3+2*int(hi-lo+1)+4*len(c))
 	for _, a := range s.args {
 		args = append(args, a)
 	}
 	args = append(args, strconv.Itoa(len(c)), strconv.FormatInt(lo, 10), strconv.FormatInt(hi-lo+1, 10))
+	first := len(args)
 	for j := lo; j <= hi; j++ {
 		args = append(args, strconv.FormatInt(j, 10))
+	}
+	for _, j := range args[first:] {
+		args = append(args, "v"+j.(string))
 	}
 	for _, i := range c {
 		t := ts[i]
@@ -317,6 +322,9 @@ func isNoScript(err error) bool {
 
 // parse reads the script's answer for one transfer {status, info, alert...}.
 func (s *Store) parse(t event.Transfer, v any) (Outcome, error) {
+	if n, ok := v.(int64); ok && n == int64(Counted) {
+		return Outcome{Status: Counted}, nil
+	}
 	arr, ok := v.([]any)
 	if !ok || len(arr) < 2 {
 		return Outcome{}, fmt.Errorf("window script: unexpected answer %T", v)
@@ -446,7 +454,9 @@ type PairState struct {
 	Alerted int                       // windows that fired
 }
 
-// Inspect reads a pair's state.
+// Inspect reads a pair's state. A window's total is the sum of its buckets;
+// the windows listed are those holding a transfer that starts at or after
+// the lowest bucket kept.
 func (s *Store) Inspect(ctx context.Context, from, to string) (PairState, error) {
 	k := s.Keys(from, to)
 	h, err := s.rdb.HGetAll(ctx, k[0]).Result()
@@ -458,6 +468,8 @@ func (s *Store) Inspect(ctx context.Context, from, to string) (PairState, error)
 		return PairState{}, err
 	}
 	ps := PairState{Seen: seen, Windows: map[time.Time]money.Cents{}}
+	buckets := map[int64]int64{}
+	lo := int64(math.MinInt64)
 	for f, v := range h {
 		n, err := strconv.ParseInt(v, 10, 64)
 		switch {
@@ -465,13 +477,34 @@ func (s *Store) Inspect(ctx context.Context, from, to string) (PairState, error)
 			ps.Newest = time.UnixMilli(n).UTC()
 		case f == "n" && err == nil:
 			ps.Seq = n
-		case strings.HasPrefix(f, "w") && err == nil:
-			i, ierr := strconv.ParseInt(f[1:], 10, 64)
-			if ierr == nil {
-				ps.Windows[time.UnixMilli(i*s.bucket).UTC()] = money.Cents(n)
+		case f == "lo" && err == nil:
+			lo = n
+		case strings.HasPrefix(f, "v") && err == nil:
+			if i, ierr := strconv.ParseInt(f[1:], 10, 64); ierr == nil {
+				buckets[i] = n
 			}
 		case strings.HasPrefix(f, "a"):
 			ps.Alerted++
+		}
+	}
+	span := s.size / s.bucket
+	for b := range buckets {
+		// The windows holding bucket b start at multiples of slide in
+		// (b*g - size, b*g].
+		for st := floorDiv(b*s.bucket, s.slide) * s.slide; st > b*s.bucket-s.size; st -= s.slide {
+			first := st / s.bucket
+			if first < lo {
+				continue
+			}
+			start := time.UnixMilli(st).UTC()
+			if _, done := ps.Windows[start]; done {
+				continue
+			}
+			var total int64
+			for j := first; j < first+span; j++ {
+				total += buckets[j]
+			}
+			ps.Windows[start] = money.Cents(total)
 		}
 	}
 	return ps, nil

@@ -9,9 +9,9 @@
 --      t      newest event time seen (ms)
 --      lo     lowest bucket index still kept
 --      n      transfer sequence number of the pair
---      w<i>   total (cents) of the window starting at i*g ms, g being
---             gcd(size, slide): its HINCRBY tells at once whether this
---             transfer takes the window over the threshold
+--      v<b>   total (cents) of the g-wide bucket b (times b*g to b*g+g),
+--             g being gcd(size, slide): a window's total is the sum of its
+--             size/g buckets, read with the pair's state in one HMGET
 --      a<i>   alert of the window starting at i*g:
 --             "seq:total:count:time:idkey" of the transfer that fired it
 --      e<b>   evidence of the g-wide bucket b: "count,newest|" (entries,
@@ -24,14 +24,15 @@
 -- KEYS: h1, s1, h2, s2, ... (one pair per transfer, in order)
 -- ARGV: threshold cents, window size ms, slide ms, bucket width g ms, allowed
 --       lateness ms, cap, ttl ms, n transfers, B0, nb, then nb decimal bucket
---       indices B0, B0+1, ... (the caller formats them, so that the script
---       formats almost no number: Lua's number-to-string conversion is one of
---       the costliest things it would do), then per transfer:
+--       indices B0, B0+1, ... and their nb field names "v<B0>", ... (the
+--       caller formats them, so that the script formats almost no number or
+--       field name: Lua's number-to-string conversion and string building
+--       are among the costliest things it would do), then per transfer:
 --       idkey, time ms, amount cents, "amount,len:id" (its evidence tail).
 --
--- Returns one answer per transfer, {status, info, alert...}:
---   status 1 counted (info = sequence number), 2 duplicate, 3 late (info =
---   newest time seen); each alert is {windowStart, total, count, fireTime,
+-- Returns one answer per transfer: 1 when counted and nothing fired, else
+--   {status, info, alert...}: status 1 counted (info = sequence number), 2
+--   duplicate, 3 late (info = newest time seen); each alert is {windowStart, total, count, fireTime,
 --   seq, {e<b> strings of the window's buckets}}: the caller lists the
 --   entries with a sequence number up to seq, oldest first, at most cap.
 local thr = tonumber(ARGV[1])
@@ -44,7 +45,8 @@ local ttl = ARGV[7]
 local n = tonumber(ARGV[8])
 local B0 = tonumber(ARGV[9])
 local nb = tonumber(ARGV[10])
-local first = 11 + nb -- ARGV index of the first transfer's arguments
+local V = 11 + nb - B0 -- ARGV[V + j] is "v<j>" for B0 <= j < B0 + nb
+local first = 11 + 2 * nb -- ARGV index of the first transfer's arguments
 local span = size / g -- buckets per window
 
 local function d(x) return string.format('%d', x) end
@@ -100,19 +102,18 @@ end
 -- most cap entries, the oldest by (time, seq). A new entry has the highest
 -- seq of the pair, so it enters a full bucket only when its time is older
 -- than the newest there.
-local function addEvidence(set, bs, es, seq, t, tstr, ev)
-  local entry = seq .. ',' .. tstr .. ',' .. ev
+local function addEvidence(set, eb, es, seqs, t, tstr, ev)
   if not es then
-    set[#set + 1] = 'e' .. bs
-    set[#set + 1] = '1,' .. tstr .. '|' .. entry
+    set[#set + 1] = eb
+    set[#set + 1] = '1,' .. tstr .. '|' .. seqs .. ',' .. tstr .. ',' .. ev
     return
   end
   local c, m, p = string.match(es, '^(%d+),(%-?%d+)|()')
   local cnt, mt = tonumber(c), tonumber(m)
   if cnt < cap then
-    set[#set + 1] = 'e' .. bs
     if t > mt then m = tstr end
-    set[#set + 1] = (cnt + 1) .. ',' .. m .. '|' .. string.sub(es, p) .. entry
+    set[#set + 1] = eb
+    set[#set + 1] = (cnt + 1) .. ',' .. m .. '|' .. string.sub(es, p) .. seqs .. ',' .. tstr .. ',' .. ev
     return
   end
   if t >= mt then return end
@@ -127,8 +128,9 @@ local function addEvidence(set, bs, es, seq, t, tstr, ev)
   for _, x in ipairs(all) do
     if x ~= top and x[3] > newest then newest = x[3] end
   end
-  set[#set + 1] = 'e' .. bs
-  set[#set + 1] = c .. ',' .. d(newest) .. '|' .. string.sub(es, p, top[1] - 1) .. string.sub(es, top[2] + 1) .. entry
+  set[#set + 1] = eb
+  set[#set + 1] = c .. ',' .. d(newest) .. '|' .. string.sub(es, p, top[1] - 1) .. string.sub(es, top[2] + 1) ..
+    seqs .. ',' .. tstr .. ',' .. ev
 end
 
 -- The alert of the window starting at st if transfer idkey fired it.
@@ -142,11 +144,27 @@ local function apply(h, s, idkey, tstr, amtstr, ev)
   local t = tonumber(tstr)
   local amt = tonumber(amtstr)
   local b = math.floor(t / g)
-  local bs = js(b)
+  -- The windows holding t start at top, top - slide, ..., low; they cover
+  -- buckets lowB to highB, whose totals are read with the pair's state
+  -- (field names from ARGV when the caller sent them).
+  local top = math.floor(t / slide) * slide
+  local low = top
+  while low - slide > t - size do low = low - slide end
+  local lowB, highB = low / g, top / g + span - 1
+  local eb, vb = 'e' .. js(b), nil
+  local meta
+  if lowB >= B0 and highB < B0 + nb then
+    vb = ARGV[V + b]
+    meta = redis.call('HMGET', h, 't', 'lo', 'n', eb, unpack(ARGV, V + lowB, V + highB))
+  else
+    vb = 'v' .. d(b)
+    local fields = {'t', 'lo', 'n', eb}
+    for j = lowB, highB do fields[#fields + 1] = 'v' .. d(j) end
+    meta = redis.call('HMGET', h, unpack(fields))
+  end
 
   -- Late: older than the allowed lateness behind the newest time of the
   -- pair. Nothing changes.
-  local meta = redis.call('HMGET', h, 't', 'lo', 'n', 'e' .. bs)
   local newest = tonumber(meta[1])
   if newest and t < newest - late then
     return {3, newest}
@@ -169,16 +187,20 @@ local function apply(h, s, idkey, tstr, amtstr, ev)
   end
 
   -- Count it: the pair's sequence number, its newest time if this is it,
-  -- its evidence, and what no transfer can reach any more.
+  -- its bucket's total and evidence, and what no transfer can reach any more.
   local seq = (tonumber(meta[3]) or 0) + 1
+  local seqs = d(seq)
   local advanced = not newest or t > newest
-  local set = {'n', seq}
+  -- The bucket totals before this transfer, in place: meta[5 + j - lowB]
+  -- is bucket j's.
+  for k = 5, 5 + highB - lowB do meta[k] = tonumber(meta[k]) or 0 end
+  local set = {'n', seqs, vb, meta[5 + b - lowB] + amt}
   if advanced then
-    set[3] = 't'
-    set[4] = tstr
+    set[5] = 't'
+    set[6] = tstr
   end
   if cap > 0 then
-    addEvidence(set, bs, meta[4], seq, t, tstr, ev)
+    addEvidence(set, eb, meta[4], seqs, t, tstr, ev)
   end
   if advanced then
     local keep = math.floor((t - late - size) / g)
@@ -192,13 +214,13 @@ local function apply(h, s, idkey, tstr, amtstr, ev)
       if keep - lo <= 64 then
         for j = lo, keep - 1 do
           local jstr = js(j)
-          del[#del + 1] = 'w' .. jstr
+          del[#del + 1] = 'v' .. jstr
           del[#del + 1] = 'a' .. jstr
           del[#del + 1] = 'e' .. jstr
         end
       else
         for _, f in ipairs(redis.call('HKEYS', h)) do
-          local j = tonumber(string.match(f, '^[wae](%-?%d+)$'))
+          local j = tonumber(string.match(f, '^[vae](%-?%d+)$'))
           if j and j < keep then del[#del + 1] = f end
         end
       end
@@ -215,21 +237,25 @@ local function apply(h, s, idkey, tstr, amtstr, ev)
     redis.call('PEXPIRE', s, ttl)
   end
 
-  -- Add the amount to every window holding the transfer. Totals only grow,
-  -- so the one transfer that takes a window from at most the threshold to
-  -- over it fires that window's alert, whatever order the transfers arrive in.
-  local out = {1, seq}
-  for _, st in ipairs(windows(t)) do
-    local w = js(st / g)
-    local total = redis.call('HINCRBY', h, 'w' .. w, amtstr)
-    if total > thr and total - amt <= thr then
+  -- The total of every window holding the transfer, before and after it.
+  -- Totals only grow, so the one transfer that takes a window from at most
+  -- the threshold to over it fires that window's alert, whatever order the
+  -- transfers arrive in.
+  local out
+  for st = top, low, -slide do
+    local from = 5 + st / g - lowB
+    local before = 0
+    for k = from, from + span - 1 do before = before + meta[k] end
+    local total = before + amt
+    if total > thr and before <= thr then
+      local w = js(st / g)
       local count = redis.call('ZCOUNT', s, d(st), '(' .. d(st + size))
-      local rec = seq .. ':' .. d(total) .. ':' .. d(count) .. ':' .. tstr .. ':' .. idkey
-      redis.call('HSET', h, 'a' .. w, rec)
+      redis.call('HSET', h, 'a' .. w, seqs .. ':' .. d(total) .. ':' .. d(count) .. ':' .. tstr .. ':' .. idkey)
+      out = out or {1, seq}
       out[#out + 1] = {st, total, count, t, seq, evidence(h, st)}
     end
   end
-  return out
+  return out or 1
 end
 
 local results = {}
