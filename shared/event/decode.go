@@ -14,12 +14,15 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/IBM/sarama"
 	"github.com/cloudevents/sdk-go/protocol/kafka_sarama/v2"
 	"github.com/cloudevents/sdk-go/v2/binding"
+	"github.com/cloudevents/sdk-go/v2/binding/spec"
 	ce "github.com/cloudevents/sdk-go/v2/event"
 	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
+	"github.com/cloudevents/sdk-go/v2/types"
 
 	"github.com/fintrans/fintrans/shared/money"
 )
@@ -125,26 +128,117 @@ func fromConnector(h http.Header, body []byte) Item {
 // structured mode, or a plain seed line, which gets the id
 // "<topic>/<partition>/<offset>".
 func FromKafka(cm *sarama.ConsumerMessage) Item {
-	return fromRecord(cm.Topic, strconv.Itoa(int(cm.Partition)), strconv.FormatInt(cm.Offset, 10),
-		kafka_sarama.NewMessageFromConsumerMessage(cm))
+	m := kafka_sarama.NewMessageFromConsumerMessage(cm)
+	if m.ReadEncoding() == binding.EncodingBinary {
+		// The common record, as the generator writes it: read through the
+		// SDK's binary reader straight into the attributes, without
+		// building an event. Anything else takes the full path below.
+		var w binaryAttrs
+		if m.ReadBinary(context.Background(), &w) == nil && w.plain() {
+			return fromAttrs(w.a)
+		}
+	}
+	return fromRecord(cm.Topic, strconv.Itoa(int(cm.Partition)), strconv.FormatInt(cm.Offset, 10), m)
 }
 
 func fromRecord(topic, partition, offset string, m *kafka_sarama.Message) Item {
-	ref := fmt.Sprintf("%s/%s/%s", topic, partition, offset)
+	ref := func() string { return topic + "/" + partition + "/" + offset }
 	if m.ReadEncoding() != binding.EncodingUnknown {
 		e, err := binding.ToEvent(context.Background(), m)
 		if err != nil {
-			return Item{Ref: ref, Err: bad("malformed CloudEvent: %s", oneLine(err))}
+			return Item{Ref: ref(), Err: bad("malformed CloudEvent: %s", oneLine(err))}
 		}
 		return FromCloudEvent(*e)
 	}
 	t, err := ParseLine(string(m.Value))
 	if err != nil {
-		return Item{Ref: ref, Err: err}
+		return Item{Ref: ref(), Err: err}
 	}
 	t.Source = "kafka://" + topic
 	t.ID = partition + "/" + offset
-	return Item{Ref: ref, Transfer: t, Err: t.Validate()}
+	return Item{Ref: ref(), Transfer: t, Err: t.Validate()}
+}
+
+// binaryAttrs is a binding.BinaryWriter that keeps the attributes the
+// decoder needs. It accepts only what it can judge exactly as
+// event.Validate would (the context attributes id, source, type, time,
+// datacontenttype, and the extensions fintrans and the Kafka binding set);
+// for anything else plain reports false and the caller decodes the record
+// through binding.ToEvent, so both paths give the same answer.
+type binaryAttrs struct {
+	a     attrs
+	other bool // something only the full decoding judges
+	hasCT bool
+}
+
+func (w *binaryAttrs) Start(context.Context) error { return nil }
+func (w *binaryAttrs) End(context.Context) error   { return nil }
+
+func (w *binaryAttrs) SetAttribute(attr spec.Attribute, value any) error {
+	s, ok := value.(string)
+	if !ok {
+		w.other = true
+		return nil
+	}
+	switch attr.Kind() {
+	case spec.SpecVersion: // the message already knows its version
+	case spec.ID:
+		w.a.id = s
+	case spec.Source:
+		u := types.ParseURIRef(s)
+		if u == nil {
+			w.other = true
+			return nil
+		}
+		w.a.source = u.String()
+	case spec.Type:
+		w.a.typ = s
+	case spec.Time:
+		t, err := types.ParseTime(s)
+		if err != nil {
+			w.other = true
+			return nil
+		}
+		w.a.time = t
+	case spec.DataContentType:
+		w.a.contentType, w.hasCT = s, true
+	default:
+		w.other = true
+	}
+	return nil
+}
+
+func (w *binaryAttrs) SetExtension(name string, _ any) error {
+	switch name {
+	case PartitionKey, "kafkaoffset", "kafkapartition", "kafkatopic":
+	default:
+		w.other = true
+	}
+	return nil
+}
+
+func (w *binaryAttrs) SetData(r io.Reader) error {
+	if b, ok := r.(*bytes.Buffer); ok {
+		w.a.data = b.Bytes()
+		return nil
+	}
+	d, err := io.ReadAll(r)
+	w.a.data = d
+	return err
+}
+
+// plain reports whether the event is one the fast path judges: nothing
+// else than it knows, and valid as event.Validate sees it.
+func (w *binaryAttrs) plain() bool {
+	if w.other || strings.TrimSpace(w.a.id) == "" || strings.TrimSpace(w.a.source) == "" || strings.TrimSpace(w.a.typ) == "" {
+		return false
+	}
+	if w.hasCT {
+		if _, _, err := mime.ParseMediaType(strings.TrimSpace(w.a.contentType)); err != nil {
+			return false
+		}
+	}
+	return true
 }
 
 // fromPlain decodes a body of seed lines. A line posted without any id gets
@@ -191,23 +285,34 @@ func fromPlain(h http.Header, body []byte, maxBatch int) (Request, error) {
 // carries JSON data; any other type must carry a seed line as its data (for
 // example a dev.knative.kafka.event made from a plain record).
 func FromCloudEvent(e ce.Event) Item {
-	it := Item{Ref: e.ID()}
 	if err := e.Validate(); err != nil {
-		it.Err = bad("invalid CloudEvent: %s", oneLine(err))
-		return it
+		return Item{Ref: e.ID(), Err: bad("invalid CloudEvent: %s", oneLine(err))}
 	}
+	return fromAttrs(attrs{id: e.ID(), source: e.Source(), typ: e.Type(), contentType: e.DataContentType(),
+		time: e.Time(), data: e.Data()})
+}
+
+// attrs is what the decoder needs of a valid CloudEvent.
+type attrs struct {
+	id, source, typ, contentType string
+	time                         time.Time
+	data                         []byte
+}
+
+func fromAttrs(a attrs) Item {
+	it := Item{Ref: a.id}
 	var t Transfer
 	var err error
-	if e.Type() == TransactionType {
-		t, err = transferData(e)
+	if a.typ == TransactionType {
+		t, err = transferData(a)
 	} else {
-		t, err = lineData(e)
+		t, err = lineData(a)
 	}
 	if err != nil {
 		it.Err = err
 		return it
 	}
-	t.Source, t.ID = e.Source(), e.ID()
+	t.Source, t.ID = a.source, a.id
 	it.Transfer, it.Err = t, t.Validate()
 	return it
 }
@@ -219,17 +324,17 @@ type transferJSON struct {
 	Amount *money.Cents `json:"amount"`
 }
 
-func transferData(e ce.Event) (Transfer, error) {
-	if ct := e.DataContentType(); ct != "" {
+func transferData(a attrs) (Transfer, error) {
+	if ct := a.contentType; ct != "" && ct != "application/json" {
 		if mt, _, _ := mime.ParseMediaType(ct); mt != "application/json" && !strings.HasSuffix(mt, "+json") {
 			return Transfer{}, bad("datacontenttype %q is not application/json", ct)
 		}
 	}
-	if e.Time().IsZero() {
+	if a.time.IsZero() {
 		return Transfer{}, bad("time is missing: a transaction needs the time it happened")
 	}
 	var d transferJSON
-	if err := json.Unmarshal(e.Data(), &d); err != nil {
+	if err := json.Unmarshal(a.data, &d); err != nil {
 		return Transfer{}, bad("data is not a transfer {\"from\",\"to\",\"amount\"}: %s", dataError(err))
 	}
 	switch {
@@ -240,11 +345,11 @@ func transferData(e ce.Event) (Transfer, error) {
 	case d.Amount == nil:
 		return Transfer{}, bad("amount is missing")
 	}
-	return Transfer{Time: e.Time().UTC(), From: string(*d.From), To: string(*d.To), Amount: *d.Amount}, nil
+	return Transfer{Time: a.time.UTC(), From: string(*d.From), To: string(*d.To), Amount: *d.Amount}, nil
 }
 
-func lineData(e ce.Event) (Transfer, error) {
-	data := bytes.TrimSpace(e.Data())
+func lineData(a attrs) (Transfer, error) {
+	data := bytes.TrimSpace(a.data)
 	if len(data) > 0 && data[0] == '"' {
 		var s string
 		if json.Unmarshal(data, &s) == nil {
@@ -253,7 +358,7 @@ func lineData(e ce.Event) (Transfer, error) {
 	}
 	t, err := ParseLine(string(data))
 	if err != nil {
-		return Transfer{}, bad("event type %q is not %s and its data is not a seed line: %s", e.Type(), TransactionType, err)
+		return Transfer{}, bad("event type %q is not %s and its data is not a seed line: %s", a.typ, TransactionType, err)
 	}
 	return t, nil
 }
@@ -264,6 +369,12 @@ type Account string
 
 func (a *Account) UnmarshalJSON(b []byte) error {
 	if len(b) > 0 && b[0] == '"' {
+		// Without escapes, valid UTF-8 reads as itself (the decoder has
+		// already checked that b is a JSON string).
+		if len(b) >= 2 && bytes.IndexByte(b[1:len(b)-1], '\\') < 0 && utf8.Valid(b[1:len(b)-1]) {
+			*a = Account(b[1 : len(b)-1])
+			return nil
+		}
 		var s string
 		if err := json.Unmarshal(b, &s); err != nil {
 			return err
