@@ -137,7 +137,8 @@ func Detector(ctx context.Context, cfg config.Config, log *slog.Logger) (*detect
 	log.Info("detect ready", "redis", redisconn.Describe(cfg.RedisURL), "alerts_to", where,
 		"threshold", cfg.Threshold.String(), "window", cfg.WindowSize, "slide", cfg.WindowSlide, "lateness", cfg.AllowedLateness)
 	closeAll := func() error { return errors.Join(sk.Close(), rdb.Close()) }
-	return &detect.Detector{Store: st, Sink: sk, Log: log, Redis: rdb}, closeAll, nil
+	// Concurrent requests (and partitions) share Redis pipelines.
+	return &detect.Detector{Store: &window.Coalescer{Store: st}, Sink: sk, Log: log, Redis: rdb}, closeAll, nil
 }
 
 func newDetect(ctx context.Context, cfg config.Config, log *slog.Logger) (*Function, error) {

@@ -20,6 +20,7 @@ import (
 	"github.com/fintrans/fintrans/shared/generator"
 	"github.com/fintrans/fintrans/shared/kafka"
 	"github.com/fintrans/fintrans/shared/sink"
+	"github.com/fintrans/fintrans/shared/window"
 )
 
 const (
@@ -120,7 +121,7 @@ func (r *runner) e2eStage(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	c := &consumer.Consumer{Group: group, Topic: txTopic, Detector: &detect.Detector{Store: st, Sink: out, Log: r.quiet, Redis: r.rdb},
+	c := &consumer.Consumer{Group: group, Topic: txTopic, Detector: &detect.Detector{Store: &window.Coalescer{Store: st}, Sink: out, Log: r.quiet, Redis: r.rdb},
 		DLQ: dlq, DLQTopic: dlqTopic, MaxBatch: r.cfg.MaxBatch, Log: r.quiet}
 	cctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)

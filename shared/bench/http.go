@@ -19,6 +19,7 @@ import (
 	"github.com/fintrans/fintrans/shared/detect"
 	"github.com/fintrans/fintrans/shared/event"
 	"github.com/fintrans/fintrans/shared/sink"
+	"github.com/fintrans/fintrans/shared/window"
 )
 
 const (
@@ -42,7 +43,7 @@ func (r *runner) httpStage(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	d := &detect.Detector{Store: st, Log: r.quiet, Redis: r.rdb,
+	d := &detect.Detector{Store: &window.Coalescer{Store: st}, Log: r.quiet, Redis: r.rdb,
 		Sink: sink.Func(func(context.Context, []ce.Event) error { return nil })}
 	srv := httptest.NewServer(&detect.Handler{Detector: d, MaxBodyBytes: r.cfg.MaxBodyBytes, MaxBatch: r.cfg.MaxBatch})
 	defer srv.Close()

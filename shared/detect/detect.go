@@ -38,9 +38,15 @@ type Result struct {
 	Alerts []string `json:"alerts,omitempty"` // ids of the alerts fired (or fired again)
 }
 
+// Applier applies transfers to the window store: a *window.Store, or a
+// *window.Coalescer in front of one.
+type Applier interface {
+	Apply(ctx context.Context, ts []event.Transfer) ([]window.Outcome, error)
+}
+
 // Detector runs transfers through the store and the sink.
 type Detector struct {
-	Store *window.Store
+	Store Applier
 	Sink  sink.Sink
 	Log   *slog.Logger
 	Redis redis.UniversalClient // for readiness checks; may be nil
