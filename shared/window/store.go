@@ -483,6 +483,8 @@ func (s *Store) Inspect(ctx context.Context, from, to string) (PairState, error)
 			if i, ierr := strconv.ParseInt(f[1:], 10, 64); ierr == nil {
 				buckets[i] = n
 			}
+		case f == "f":
+			ps.Seen++ // the first transfer, remembered in the hash until a second comes
 		case strings.HasPrefix(f, "a"):
 			ps.Alerted++
 		}

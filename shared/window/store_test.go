@@ -480,3 +480,70 @@ func TestStateIsBoundedAndExpires(t *testing.T) {
 		t.Errorf("after a jump: %d fields, want t, lo, n and the new transfer's bucket total and evidence", n)
 	}
 }
+
+// A pair's first transfer lives in its state hash alone (one key); the
+// second creates the dedupe set and moves the first there. Dedupe, refiring
+// and counts hold across the move.
+func TestFirstTransferOfAPairCostsOneKey(t *testing.T) {
+	rdb := redistest.Start(t).Client(t)
+	s := newStore(t, rdb, defaultCfg)
+	ctx := context.Background()
+	k := s.Keys("A", "B")
+	first := tx("one", at(0), "A", "B", 12000_00) // over the threshold on its own
+	o := applyOne(t, s, first)
+	if o.Status != window.Counted || len(o.Alerts) != 5 {
+		t.Fatalf("first transfer: %+v", o)
+	}
+	for _, a := range o.Alerts {
+		if a.Count != 1 || len(a.Transactions) != 1 || a.Transactions[0].ID != "one" || a.Truncated {
+			t.Errorf("alert %s: count %d, listed %v", a.WindowStart, a.Count, a.Transactions)
+		}
+	}
+	if n, _ := rdb.Exists(ctx, k[1]).Result(); n != 0 {
+		t.Errorf("a pair seen once has a dedupe set")
+	}
+	if ps, _ := s.Inspect(ctx, "A", "B"); ps.Seen != 1 || ps.Seq != 1 {
+		t.Errorf("after one transfer: %+v", ps)
+	}
+	again := applyOne(t, s, first)
+	if again.Status != window.Duplicate || len(again.Alerts) != 5 || again.Alerts[0].ID() != o.Alerts[0].ID() {
+		t.Fatalf("first transfer redelivered: %+v", again)
+	}
+
+	if o := applyOne(t, s, tx("two", at(time.Minute), "A", "B", 1)); o.Status != window.Counted || len(o.Alerts) != 0 {
+		t.Fatalf("second transfer: %+v", o)
+	}
+	if ps, _ := s.Inspect(ctx, "A", "B"); ps.Seen != 2 || ps.Seq != 2 {
+		t.Errorf("after two transfers: %+v", ps)
+	}
+	if n, _ := rdb.ZCard(ctx, k[1]).Result(); n != 2 {
+		t.Errorf("dedupe set holds %d ids, want 2", n)
+	}
+	if ttl, _ := rdb.PTTL(ctx, k[1]).Result(); ttl <= 0 {
+		t.Errorf("dedupe set without expiry: %v", ttl)
+	}
+	if f, _ := rdb.HExists(ctx, k[0], "f").Result(); f {
+		t.Error("the first transfer is still in the hash after the move")
+	}
+	for _, tr := range []event.Transfer{first, tx("two", at(time.Minute), "A", "B", 1)} {
+		o := applyOne(t, s, tr)
+		if o.Status != window.Duplicate {
+			t.Errorf("%s redelivered after the move: %v", tr.ID, o.Status)
+		}
+		if tr.ID == "one" && (len(o.Alerts) != 5 || o.Alerts[0].Count != 1) {
+			t.Errorf("the first transfer's alerts not fired again after the move: %+v", o.Alerts)
+		}
+	}
+	// The second transfer of another pair crosses: its count includes the
+	// first, just moved to the dedupe set.
+	applyOne(t, s, tx("c1", at(0), "B", "C", 6000_00))
+	o = applyOne(t, s, tx("c2", at(30*time.Second), "B", "C", 5000_00))
+	if o.Status != window.Counted || len(o.Alerts) != 5 {
+		t.Fatalf("crossing second transfer: %+v", o)
+	}
+	for _, a := range o.Alerts {
+		if a.Count != 2 || len(a.Transactions) != 2 || a.Transactions[0].ID != "c1" {
+			t.Errorf("alert %s: count %d, listed %v", a.WindowStart, a.Count, a.Transactions)
+		}
+	}
+}

@@ -14,12 +14,15 @@
 --             size/g buckets, read with the pair's state in one HMGET
 --      a<i>   alert of the window starting at i*g:
 --             "seq:total:count:time:idkey" of the transfer that fired it
+--      f      "idkey:time" of the pair's first transfer, until the second
+--             one creates s and moves it there
 --      e<b>   evidence of the g-wide bucket b: "count,newest|" (entries,
 --             newest event time among them), then the entries
 --             "seq,time,amount,len:id" one after another (len = bytes of
 --             id), at most `cap`, the oldest by (event time, seq)
 -- s: zset of transfers seen (member idkey, score event time): dedupe, and the
---    count of a window when it fires
+--    count of a window when it fires; it exists from the pair's second
+--    transfer on (most pairs are seen once: they cost one key)
 --
 -- KEYS: h1, s1, h2, s2, ... (one pair per transfer, in order)
 -- ARGV: threshold cents, window size ms, slide ms, bucket width g ms, allowed
@@ -155,10 +158,10 @@ local function apply(h, s, idkey, tstr, amtstr, ev)
   local meta
   if lowB >= B0 and highB < B0 + nb then
     vb = ARGV[V + b]
-    meta = redis.call('HMGET', h, 't', 'lo', 'n', eb, unpack(ARGV, V + lowB, V + highB))
+    meta = redis.call('HMGET', h, 't', 'lo', 'n', eb, 'f', unpack(ARGV, V + lowB, V + highB))
   else
     vb = 'v' .. d(b)
-    local fields = {'t', 'lo', 'n', eb}
+    local fields = {'t', 'lo', 'n', eb, 'f'}
     for j = lowB, highB do fields[#fields + 1] = 'v' .. d(j) end
     meta = redis.call('HMGET', h, unpack(fields))
   end
@@ -172,9 +175,28 @@ local function apply(h, s, idkey, tstr, amtstr, ev)
 
   -- A delivery seen before: change nothing, but fire again the alerts that
   -- this very transfer fired, so that an alert lost between Redis and the
-  -- sink is sent again by the redelivery.
-  if redis.call('ZADD', s, 'NX', tstr, idkey) == 0 then
-    local ws = windows(tonumber(redis.call('ZSCORE', s, idkey)))
+  -- sink is sent again by the redelivery. A pair's first transfer is
+  -- remembered in h itself (f = "idkey:time"): the dedupe set s comes with
+  -- its second, so that a pair seen once (most of them) costs one key.
+  local f = meta[5]
+  local seen -- time of the earlier delivery, if this is a duplicate
+  local single, created = not newest, false
+  if single then
+    -- nothing to look up
+  elseif f then
+    local fid, ftime = string.match(f, '^(.*):(%-?%d+)$')
+    if fid == idkey then
+      seen = ftime
+    else
+      redis.call('ZADD', s, ftime, fid, tstr, idkey)
+      redis.call('HDEL', h, 'f')
+      created = true
+    end
+  elseif redis.call('ZADD', s, 'NX', tstr, idkey) == 0 then
+    seen = redis.call('ZSCORE', s, idkey)
+  end
+  if seen then
+    local ws = windows(tonumber(seen))
     local fields = {}
     for i, st in ipairs(ws) do fields[i] = 'a' .. js(st / g) end
     local recs = redis.call('HMGET', h, unpack(fields))
@@ -191,13 +213,17 @@ local function apply(h, s, idkey, tstr, amtstr, ev)
   local seq = (tonumber(meta[3]) or 0) + 1
   local seqs = d(seq)
   local advanced = not newest or t > newest
-  -- The bucket totals before this transfer, in place: meta[5 + j - lowB]
+  -- The bucket totals before this transfer, in place: meta[6 + j - lowB]
   -- is bucket j's.
-  for k = 5, 5 + highB - lowB do meta[k] = tonumber(meta[k]) or 0 end
-  local set = {'n', seqs, vb, meta[5 + b - lowB] + amt}
+  for k = 6, 6 + highB - lowB do meta[k] = tonumber(meta[k]) or 0 end
+  local set = {'n', seqs, vb, meta[6 + b - lowB] + amt}
+  if single then
+    set[#set + 1] = 'f'
+    set[#set + 1] = idkey .. ':' .. tstr
+  end
   if advanced then
-    set[5] = 't'
-    set[6] = tstr
+    set[#set + 1] = 't'
+    set[#set + 1] = tstr
   end
   if cap > 0 then
     addEvidence(set, eb, meta[4], seqs, t, tstr, ev)
@@ -230,9 +256,11 @@ local function apply(h, s, idkey, tstr, amtstr, ev)
   end
   redis.call('HSET', h, unpack(set))
 
-  -- Expiry: refreshed when the pair enters a new bucket, and every 64th
-  -- transfer.
-  if not newest or b > math.floor(newest / g) or seq % 64 == 1 then
+  -- Expiry: set on each new key, refreshed when the pair enters a new bucket
+  -- and every 64th transfer.
+  if single then
+    redis.call('PEXPIRE', h, ttl)
+  elseif created or b > math.floor(newest / g) or seq % 64 == 1 then
     redis.call('PEXPIRE', h, ttl)
     redis.call('PEXPIRE', s, ttl)
   end
@@ -243,13 +271,14 @@ local function apply(h, s, idkey, tstr, amtstr, ev)
   -- transfers arrive in.
   local out
   for st = top, low, -slide do
-    local from = 5 + st / g - lowB
+    local from = 6 + st / g - lowB
     local before = 0
     for k = from, from + span - 1 do before = before + meta[k] end
     local total = before + amt
     if total > thr and before <= thr then
       local w = js(st / g)
-      local count = redis.call('ZCOUNT', s, d(st), '(' .. d(st + size))
+      local count = 1
+      if not single then count = redis.call('ZCOUNT', s, d(st), '(' .. d(st + size)) end
       redis.call('HSET', h, 'a' .. w, seqs .. ':' .. d(total) .. ':' .. d(count) .. ':' .. tstr .. ':' .. idkey)
       out = out or {1, seq}
       out[#out + 1] = {st, total, count, t, seq, evidence(h, st)}
