@@ -97,10 +97,13 @@ func (d *Detector) Process(ctx context.Context, items []event.Item) (Processed, 
 		return p, &FaultError{Component: "redis", Err: err}
 	}
 	var events []ce.Event
+	var byStatus [4]int // counts by window.Status, added to the metric once a batch
 	for k, o := range outs {
 		r := &p.Results[at[k]]
 		r.Status = o.Status.String()
-		metrics.Transfers.WithLabelValues(r.Status).Inc()
+		if int(o.Status) < len(byStatus) {
+			byStatus[o.Status]++
+		}
 		switch o.Status {
 		case window.Late:
 			metrics.Late.Inc()
@@ -115,6 +118,11 @@ func (d *Detector) Process(ctx context.Context, items []event.Item) (Processed, 
 			r.Alerts = append(r.Alerts, a.ID())
 			p.Alerts = append(p.Alerts, a)
 			events = append(events, a.CloudEvent())
+		}
+	}
+	for st, n := range byStatus {
+		if n > 0 {
+			metrics.Transfers.WithLabelValues(window.Status(st).String()).Add(float64(n))
 		}
 	}
 	if len(events) > 0 {

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -207,12 +208,12 @@ func (w *binaryAttrs) SetAttribute(attr spec.Attribute, value any) error {
 	case spec.ID:
 		w.a.id = s
 	case spec.Source:
-		u := types.ParseURIRef(s)
-		if u == nil {
+		src, ok := sourceURIRef(s)
+		if !ok {
 			w.other = true
 			return nil
 		}
-		w.a.source = u.String()
+		w.a.source = src
 	case spec.Type:
 		w.a.typ = s
 	case spec.Time:
@@ -247,6 +248,25 @@ func (w *binaryAttrs) SetData(r io.Reader) error {
 	d, err := io.ReadAll(r)
 	w.a.data = d
 	return err
+}
+
+// lastSource caches the last source read and its URI-reference form: a
+// stream's events come from few producers, and parsing the same URI for
+// every event is a tenth of the decoding.
+var lastSource atomic.Pointer[[2]string]
+
+// sourceURIRef is the source as event.Event holds it (parsed as a
+// URI-reference and written back), and whether it parses.
+func sourceURIRef(s string) (string, bool) {
+	if c := lastSource.Load(); c != nil && c[0] == s {
+		return c[1], true
+	}
+	u := types.ParseURIRef(s)
+	if u == nil {
+		return "", false
+	}
+	lastSource.Store(&[2]string{s, u.String()})
+	return u.String(), true
 }
 
 // plain reports whether the event is one the fast path judges: nothing
