@@ -25,10 +25,20 @@ type capturer struct {
 
 var errCaptured = errors.New("captured, not sent")
 
-func newCapturer(cfg window.Config) (*capturer, error) {
+// newCapturer makes a capturer; cluster makes the store plan its calls as
+// on a Redis Cluster (one pair's transfers a call).
+func newCapturer(cfg window.Config, cluster bool) (*capturer, error) {
 	c := &capturer{}
-	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", MaxRetries: -1})
-	rdb.AddHook(c)
+	var rdb redis.UniversalClient
+	if cluster {
+		cc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: []string{"127.0.0.1:1"}, MaxRetries: -1})
+		cc.AddHook(c)
+		rdb = cc
+	} else {
+		sc := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", MaxRetries: -1})
+		sc.AddHook(c)
+		rdb = sc
+	}
 	st, err := window.New(rdb, cfg)
 	if err != nil {
 		return nil, err

@@ -86,7 +86,8 @@ func (r *runner) ceilingRun(ctx context.Context, conns, pipe int, d time.Duratio
 			defer wg.Done()
 			rng := rand.New(rand.NewPCG(uint64(w), uint64(time.Now().UnixNano())))
 			buf := make([]event.Transfer, pipe)
-			capt, err := newCapturer(r.windowCfg)
+			_, cluster := r.rdb.(*redis.ClusterClient)
+			capt, err := newCapturer(r.windowCfg, cluster)
 			if err != nil {
 				errc <- err
 				return
