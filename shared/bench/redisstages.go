@@ -326,7 +326,7 @@ func (r *runner) memoryStage(ctx context.Context) error {
 	}
 	grew := after.usedMemory - before.usedMemory
 	r.res.RedisBytesPerPair = round(float64(grew)/float64(pairs), 0)
-	// What each of a pair's three keys holds, from a sample.
+	// What each of a pair's two keys holds, from a sample.
 	var sum [2]int64
 	n := min(pairs, 200)
 	for p := range n {

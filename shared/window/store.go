@@ -1,8 +1,11 @@
-// Package window is the window store: the pair's sliding event-time windows
-// live in Redis and one Lua script applies each transfer atomically (lateness,
-// dedupe, HINCRBY into every window holding the transfer, which tells whether
-// this transfer crossed the threshold, evidence, pruning, expiry). It works unchanged on a standalone
-// Redis and on a Redis Cluster: all keys of a pair share one hash tag.
+// Package window is the window store: a pair's sliding event-time windows
+// live in Redis and one Lua script (window.lua) applies each transfer
+// atomically: lateness, dedupe, the transfer's bucket total and the totals of
+// the windows holding it (which tell whether this transfer crossed the
+// threshold), evidence, pruning, expiry. A script call carries a batch of
+// transfers applied one after another, each as if alone. It works unchanged
+// on a standalone Redis and on a Redis Cluster: the keys of a pair share one
+// hash tag, and on a cluster a call carries one pair's transfers.
 package window
 
 import (
