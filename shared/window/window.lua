@@ -38,6 +38,10 @@
 --   duplicate, 3 late (info = newest time seen); each alert is {windowStart, total, count, fireTime,
 --   seq, {e<b> strings of the window's buckets}}: the caller lists the
 --   entries with a sequence number up to seq, oldest first, at most cap.
+-- Locals for the globals used per transfer (a global costs a table lookup).
+local call, floor, tonumber, unpack = redis.call, math.floor, tonumber, unpack
+local match, sub, format = string.match, string.sub, string.format
+
 local thr = tonumber(ARGV[1])
 local size = tonumber(ARGV[2])
 local slide = tonumber(ARGV[3])
@@ -52,7 +56,7 @@ local V = 11 + nb - B0 -- ARGV[V + j] is "v<j>" for B0 <= j < B0 + nb
 local first = 11 + 2 * nb -- ARGV index of the first transfer's arguments
 local span = size / g -- buckets per window
 
-local function d(x) return string.format('%d', x) end
+local function d(x) return format('%d', x) end
 
 -- The decimal form of bucket index j: from ARGV when the caller sent it.
 local function js(j)
@@ -65,7 +69,7 @@ end
 -- multiple of slide with x - size < st <= x.
 local function windows(x)
   local ws = {}
-  local st = math.floor(x / slide) * slide
+  local st = floor(x / slide) * slide
   while st > x - size do
     ws[#ws + 1] = st
     st = st - slide
@@ -80,7 +84,7 @@ local function evidence(h, st)
   local fields = {}
   for j = 0, span - 1 do fields[#fields + 1] = 'e' .. js(b + j) end
   local out = {}
-  for _, v in ipairs(redis.call('HMGET', h, unpack(fields))) do
+  for _, v in ipairs(call('HMGET', h, unpack(fields))) do
     if v then out[#out + 1] = v end
   end
   return out
@@ -111,12 +115,12 @@ local function addEvidence(set, eb, es, seqs, t, tstr, ev)
     set[#set + 1] = '1,' .. tstr .. '|' .. seqs .. ',' .. tstr .. ',' .. ev
     return
   end
-  local c, m, p = string.match(es, '^(%d+),(%-?%d+)|()')
+  local c, m, p = match(es, '^(%d+),(%-?%d+)|()')
   local cnt, mt = tonumber(c), tonumber(m)
   if cnt < cap then
     if t > mt then m = tstr end
     set[#set + 1] = eb
-    set[#set + 1] = (cnt + 1) .. ',' .. m .. '|' .. string.sub(es, p) .. seqs .. ',' .. tstr .. ',' .. ev
+    set[#set + 1] = (cnt + 1) .. ',' .. m .. '|' .. sub(es, p) .. seqs .. ',' .. tstr .. ',' .. ev
     return
   end
   if t >= mt then return end
@@ -132,13 +136,13 @@ local function addEvidence(set, eb, es, seqs, t, tstr, ev)
     if x ~= top and x[3] > newest then newest = x[3] end
   end
   set[#set + 1] = eb
-  set[#set + 1] = c .. ',' .. d(newest) .. '|' .. string.sub(es, p, top[1] - 1) .. string.sub(es, top[2] + 1) ..
+  set[#set + 1] = c .. ',' .. d(newest) .. '|' .. sub(es, p, top[1] - 1) .. sub(es, top[2] + 1) ..
     seqs .. ',' .. tstr .. ',' .. ev
 end
 
 -- The alert of the window starting at st if transfer idkey fired it.
 local function refire(h, st, rec, key)
-  local seq, total, count, ft, who = string.match(rec, '^(%d+):(%d+):(%d+):(%-?%d+):(.*)$')
+  local seq, total, count, ft, who = match(rec, '^(%d+):(%d+):(%d+):(%-?%d+):(.*)$')
   if who ~= key then return nil end
   return {st, tonumber(total), tonumber(count), tonumber(ft), tonumber(seq), evidence(h, st)}
 end
@@ -146,11 +150,11 @@ end
 local function apply(h, s, idkey, tstr, amtstr, ev)
   local t = tonumber(tstr)
   local amt = tonumber(amtstr)
-  local b = math.floor(t / g)
+  local b = floor(t / g)
   -- The windows holding t start at top, top - slide, ..., low; they cover
   -- buckets lowB to highB, whose totals are read with the pair's state
   -- (field names from ARGV when the caller sent them).
-  local top = math.floor(t / slide) * slide
+  local top = floor(t / slide) * slide
   local low = top
   while low - slide > t - size do low = low - slide end
   local lowB, highB = low / g, top / g + span - 1
@@ -158,12 +162,12 @@ local function apply(h, s, idkey, tstr, amtstr, ev)
   local meta
   if lowB >= B0 and highB < B0 + nb then
     vb = ARGV[V + b]
-    meta = redis.call('HMGET', h, 't', 'lo', 'n', eb, 'f', unpack(ARGV, V + lowB, V + highB))
+    meta = call('HMGET', h, 't', 'lo', 'n', eb, 'f', unpack(ARGV, V + lowB, V + highB))
   else
     vb = 'v' .. d(b)
     local fields = {'t', 'lo', 'n', eb, 'f'}
     for j = lowB, highB do fields[#fields + 1] = 'v' .. d(j) end
-    meta = redis.call('HMGET', h, unpack(fields))
+    meta = call('HMGET', h, unpack(fields))
   end
 
   -- Late: older than the allowed lateness behind the newest time of the
@@ -184,22 +188,22 @@ local function apply(h, s, idkey, tstr, amtstr, ev)
   if single then
     -- nothing to look up
   elseif f then
-    local fid, ftime = string.match(f, '^(.*):(%-?%d+)$')
+    local fid, ftime = match(f, '^(.*):(%-?%d+)$')
     if fid == idkey then
       seen = ftime
     else
-      redis.call('ZADD', s, ftime, fid, tstr, idkey)
-      redis.call('HDEL', h, 'f')
+      call('ZADD', s, ftime, fid, tstr, idkey)
+      call('HDEL', h, 'f')
       created = true
     end
-  elseif redis.call('ZADD', s, 'NX', tstr, idkey) == 0 then
-    seen = redis.call('ZSCORE', s, idkey)
+  elseif call('ZADD', s, 'NX', tstr, idkey) == 0 then
+    seen = call('ZSCORE', s, idkey)
   end
   if seen then
     local ws = windows(tonumber(seen))
     local fields = {}
     for i, st in ipairs(ws) do fields[i] = 'a' .. js(st / g) end
-    local recs = redis.call('HMGET', h, unpack(fields))
+    local recs = call('HMGET', h, unpack(fields))
     local out = {2, 0}
     for i, rec in ipairs(recs) do
       local a = rec and refire(h, ws[i], rec, idkey)
@@ -210,13 +214,17 @@ local function apply(h, s, idkey, tstr, amtstr, ev)
 
   -- Count it: the pair's sequence number, its newest time if this is it,
   -- its bucket's total and evidence, and what no transfer can reach any more.
-  local seq = (tonumber(meta[3]) or 0) + 1
-  local seqs = d(seq)
+  local seq, seqs = 1, '1'
+  if meta[3] then
+    seq = tonumber(meta[3]) + 1
+    seqs = d(seq)
+  end
   local advanced = not newest or t > newest
   -- The bucket totals before this transfer, in place: meta[6 + j - lowB]
   -- is bucket j's.
   for k = 6, 6 + highB - lowB do meta[k] = tonumber(meta[k]) or 0 end
-  local set = {'n', seqs, vb, meta[6 + b - lowB] + amt}
+  local cur = meta[6 + b - lowB]
+  local set = {'n', seqs, vb, cur == 0 and amtstr or cur + amt}
   if single then
     set[#set + 1] = 'f'
     set[#set + 1] = idkey .. ':' .. tstr
@@ -229,7 +237,7 @@ local function apply(h, s, idkey, tstr, amtstr, ev)
     addEvidence(set, eb, meta[4], seqs, t, tstr, ev)
   end
   if advanced then
-    local keep = math.floor((t - late - size) / g)
+    local keep = floor((t - late - size) / g)
     local lo = tonumber(meta[2])
     if not lo or keep > lo then
       set[#set + 1] = 'lo'
@@ -245,24 +253,24 @@ local function apply(h, s, idkey, tstr, amtstr, ev)
           del[#del + 1] = 'e' .. jstr
         end
       else
-        for _, f in ipairs(redis.call('HKEYS', h)) do
-          local j = tonumber(string.match(f, '^[vae](%-?%d+)$'))
+        for _, f in ipairs(call('HKEYS', h)) do
+          local j = tonumber(match(f, '^[vae](%-?%d+)$'))
           if j and j < keep then del[#del + 1] = f end
         end
       end
-      if #del > 0 then redis.call('HDEL', h, unpack(del)) end
-      redis.call('ZREMRANGEBYSCORE', s, '-inf', '(' .. d(keep * g))
+      if #del > 0 then call('HDEL', h, unpack(del)) end
+      call('ZREMRANGEBYSCORE', s, '-inf', '(' .. d(keep * g))
     end
   end
-  redis.call('HSET', h, unpack(set))
+  call('HSET', h, unpack(set))
 
   -- Expiry: set on each new key, refreshed when the pair enters a new bucket
   -- and every 64th transfer.
   if single then
-    redis.call('PEXPIRE', h, ttl)
-  elseif created or b > math.floor(newest / g) or seq % 64 == 1 then
-    redis.call('PEXPIRE', h, ttl)
-    redis.call('PEXPIRE', s, ttl)
+    call('PEXPIRE', h, ttl)
+  elseif created or b > floor(newest / g) or seq % 64 == 1 then
+    call('PEXPIRE', h, ttl)
+    call('PEXPIRE', s, ttl)
   end
 
   -- The total of every window holding the transfer, before and after it.
@@ -278,8 +286,8 @@ local function apply(h, s, idkey, tstr, amtstr, ev)
     if total > thr and before <= thr then
       local w = js(st / g)
       local count = 1
-      if not single then count = redis.call('ZCOUNT', s, d(st), '(' .. d(st + size)) end
-      redis.call('HSET', h, 'a' .. w, seqs .. ':' .. d(total) .. ':' .. d(count) .. ':' .. tstr .. ':' .. idkey)
+      if not single then count = call('ZCOUNT', s, d(st), '(' .. d(st + size)) end
+      call('HSET', h, 'a' .. w, seqs .. ':' .. d(total) .. ':' .. d(count) .. ':' .. tstr .. ':' .. idkey)
       out = out or {1, seq}
       out[#out + 1] = {st, total, count, t, seq, evidence(h, st)}
     end
