@@ -158,13 +158,28 @@ local function apply(h, s, idkey, tstr, amtstr, ev)
   local low = top
   while low - slide > t - size do low = low - slide end
   local lowB, highB = low / g, top / g + span - 1
-  local eb, vb = 'e' .. js(b), nil
+  local eb = 'e' .. js(b)
+  local inRange = lowB >= B0 and highB < B0 + nb
+  local vb = inRange and ARGV[V + b] or 'v' .. d(b)
+
+  -- A pair's first transfer (no state: nothing to read, and it cannot be late
+  -- or a duplicate) that does not cross the threshold alone: its state is
+  -- written at once, exactly as the general path below would write it.
+  if amt <= thr and call('EXISTS', h) == 0 then
+    local set = {'n', '1', vb, amtstr, 't', tstr, 'lo', js(floor((t - late - size) / g)), 'f', idkey .. ':' .. tstr}
+    if cap > 0 then
+      set[11] = eb
+      set[12] = '1,' .. tstr .. '|1,' .. tstr .. ',' .. ev
+    end
+    call('HSET', h, unpack(set))
+    call('PEXPIRE', h, ttl)
+    return 1
+  end
+
   local meta
-  if lowB >= B0 and highB < B0 + nb then
-    vb = ARGV[V + b]
+  if inRange then
     meta = call('HMGET', h, 't', 'lo', 'n', eb, 'f', unpack(ARGV, V + lowB, V + highB))
   else
-    vb = 'v' .. d(b)
     local fields = {'t', 'lo', 'n', eb, 'f'}
     for j = lowB, highB do fields[#fields + 1] = 'v' .. d(j) end
     meta = call('HMGET', h, unpack(fields))
