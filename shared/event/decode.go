@@ -140,13 +140,26 @@ func fromConnector(h http.Header, body []byte) Item {
 // structured mode, or a plain seed line, which gets the id
 // "<topic>/<partition>/<offset>".
 func FromKafka(cm *sarama.ConsumerMessage) Item {
-	m := kafka_sarama.NewMessageFromConsumerMessage(cm)
-	if m.ReadEncoding() == binding.EncodingBinary {
+	// The fast path reads the record's own headers (NewMessageFromConsumerMessage
+	// also adds the kafkatopic, kafkapartition and kafkaoffset extensions,
+	// which decoding ignores); the full path gets the message exactly as the
+	// SDK builds it.
+	var contentType string
+	headers := make(map[string][]byte, len(cm.Headers))
+	for _, h := range cm.Headers {
+		k := strings.ToLower(string(h.Key))
+		if k == "content-type" {
+			contentType = string(h.Value)
+		}
+		headers[k] = h.Value
+	}
+	if m := kafka_sarama.NewMessage(cm.Value, contentType, headers); m.ReadEncoding() == binding.EncodingBinary {
 		if it, ok := fastBinary(m); ok {
 			return it
 		}
 	}
-	return fromRecord(cm.Topic, strconv.Itoa(int(cm.Partition)), strconv.FormatInt(cm.Offset, 10), m)
+	return fromRecord(cm.Topic, strconv.Itoa(int(cm.Partition)), strconv.FormatInt(cm.Offset, 10),
+		kafka_sarama.NewMessageFromConsumerMessage(cm))
 }
 
 func fromRecord(topic, partition, offset string, m *kafka_sarama.Message) Item {
@@ -275,7 +288,7 @@ func (w *binaryAttrs) plain() bool {
 	if w.other || strings.TrimSpace(w.a.id) == "" || strings.TrimSpace(w.a.source) == "" || strings.TrimSpace(w.a.typ) == "" {
 		return false
 	}
-	if w.hasCT {
+	if w.hasCT && w.a.contentType != "application/json" {
 		if _, _, err := mime.ParseMediaType(strings.TrimSpace(w.a.contentType)); err != nil {
 			return false
 		}
@@ -374,6 +387,9 @@ func transferData(a attrs) (Transfer, error) {
 	}
 	if a.time.IsZero() {
 		return Transfer{}, bad("time is missing: a transaction needs the time it happened")
+	}
+	if from, to, amount, ok := fastTransferJSON(a.data); ok {
+		return Transfer{Time: a.time.UTC(), From: from, To: to, Amount: amount}, nil
 	}
 	var d transferJSON
 	if err := json.Unmarshal(a.data, &d); err != nil {
