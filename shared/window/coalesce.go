@@ -20,7 +20,7 @@ import (
 // again and are recognised as duplicates).
 type Coalescer struct {
 	Store *Store
-	Limit int // batches in Redis at once (default 4)
+	Limit int // batches in Redis at once (default 8)
 	Max   int // transfers merged into one batch at most (default 1024)
 
 	mu      sync.Mutex
@@ -46,7 +46,7 @@ func (c *Coalescer) Apply(ctx context.Context, ts []event.Transfer) ([]Outcome, 
 	c.pending = append(c.pending, w)
 	limit := c.Limit
 	if limit <= 0 {
-		limit = 4
+		limit = 8
 	}
 	if c.flying < limit {
 		c.flying++
