@@ -106,7 +106,7 @@ type timing struct {
 }
 
 func timings(long bool) timing {
-	t := timing{trial: 2 * time.Second, stage: 3 * time.Second, paced: 5 * time.Second, e2eN: 60000, perPair: 20}
+	t := timing{trial: 2 * time.Second, stage: 3 * time.Second, paced: 5 * time.Second, e2eN: 200000, perPair: 20}
 	if long {
 		t.trial, t.stage, t.paced, t.e2eN = 5*t.trial, 5*t.stage, 5*t.paced, 5*t.e2eN
 	}
