@@ -35,9 +35,11 @@
 --
 -- Returns one answer per transfer: 1 when counted and nothing fired, else
 --   {status, info, alert...}: status 1 counted (info = sequence number), 2
---   duplicate, 3 late (info = newest time seen); each alert is {windowStart, total, count, fireTime,
---   seq, {e<b> strings of the window's buckets}}: the caller lists the
---   entries with a sequence number up to seq, oldest first, at most cap.
+--   duplicate, 3 late (info = newest time seen); each alert is
+--   {windowStart, total, count, fireTime, seq, {e<b> strings of the
+--   window's buckets}}: the caller lists the entries with a sequence number
+--   up to seq, oldest first, at most cap.
+
 -- Locals for the globals used per transfer (a global costs a table lookup).
 local call, floor, tonumber, unpack = redis.call, math.floor, tonumber, unpack
 local match, sub, format = string.match, string.sub, string.format
