@@ -23,10 +23,11 @@ func planStore(t *testing.T, rdb redis.UniversalClient) *Store {
 
 // checkPlan asserts that calls cover every transfer once, in order, with at
 // most MaxPerCall transfers and maxIndices bucket indices a call.
-func checkPlan(t *testing.T, s *Store, ts []event.Transfer, calls [][]int) {
+func checkPlan(t *testing.T, s *Store, ts []event.Transfer, plan []call) {
 	t.Helper()
 	var all []int
-	for _, c := range calls {
+	for _, pc := range plan {
+		c := pc.idx
 		if len(c) == 0 || len(c) > MaxPerCall {
 			t.Fatalf("a call of %d transfers", len(c))
 		}
@@ -37,6 +38,9 @@ func checkPlan(t *testing.T, s *Store, ts []event.Transfer, calls [][]int) {
 		}
 		if len(c) > 1 && hi-lo >= maxIndices {
 			t.Errorf("a call of %d transfers spans %d buckets", len(c), hi-lo+1)
+		}
+		if lo != pc.lo || hi != pc.hi {
+			t.Errorf("a call's bucket range %d..%d, its transfers cover %d..%d", pc.lo, pc.hi, lo, hi)
 		}
 		if !slices.IsSorted(c) {
 			t.Errorf("a call out of order: %v", c)
@@ -65,7 +69,7 @@ func TestPlanStandaloneCutsBySizeAndTimeSpread(t *testing.T) {
 	}
 	calls := s.plan(ts)
 	checkPlan(t, s, ts, calls)
-	if len(calls) != 4 || len(calls[3]) != 200-3*MaxPerCall {
+	if len(calls) != 4 || len(calls[3].idx) != 200-3*MaxPerCall {
 		t.Errorf("200 transfers at one time: %d calls, want 4", len(calls))
 	}
 	ts = ts[:0]
@@ -91,9 +95,9 @@ func TestPlanClusterKeepsOnePairACall(t *testing.T) {
 	calls := s.plan(ts)
 	checkPlan(t, s, ts, calls)
 	for _, c := range calls {
-		for _, i := range c {
-			if ts[i].From != ts[c[0]].From {
-				t.Fatalf("a cluster call mixes pairs %s and %s", ts[i].From, ts[c[0]].From)
+		for _, i := range c.idx {
+			if ts[i].From != ts[c.idx[0]].From {
+				t.Fatalf("a cluster call mixes pairs %s and %s", ts[i].From, ts[c.idx[0]].From)
 			}
 		}
 	}

@@ -180,7 +180,7 @@ func (s *Store) Apply(ctx context.Context, ts []event.Transfer) ([]Outcome, erro
 			}
 			return nil
 		})
-		var retry [][]int
+		var retry []call
 		for k, c := range pending {
 			cerr := cmds[k].Err()
 			if isNoScript(cerr) {
@@ -191,10 +191,10 @@ func (s *Store) Apply(ctx context.Context, ts []event.Transfer) ([]Outcome, erro
 				return nil, fmt.Errorf("window script: %w", cerr)
 			}
 			answers, ok := cmds[k].Val().([]any)
-			if !ok || len(answers) != len(c) {
-				return nil, fmt.Errorf("window script: %d answers for %d transfers", len(answers), len(c))
+			if !ok || len(answers) != len(c.idx) {
+				return nil, fmt.Errorf("window script: %d answers for %d transfers", len(answers), len(c.idx))
 			}
-			for j, i := range c {
+			for j, i := range c.idx {
 				o, perr := s.parse(ts[i], answers[j])
 				if perr != nil {
 					return nil, perr
@@ -222,9 +222,16 @@ func (s *Store) Apply(ctx context.Context, ts []event.Transfer) ([]Outcome, erro
 	return out, nil
 }
 
-// plan cuts ts into script calls: lists of indices into ts, in order. On a
-// Redis Cluster a call holds one pair's transfers; elsewhere any pairs.
-func (s *Store) plan(ts []event.Transfer) [][]int {
+// call is one script call: indices into the transfers, in order, and the
+// range of bucket indices their windows cover.
+type call struct {
+	idx    []int
+	lo, hi int64
+}
+
+// plan cuts ts into script calls. On a Redis Cluster a call holds one pair's
+// transfers; elsewhere any pairs.
+func (s *Store) plan(ts []event.Transfer) []call {
 	var groups [][]int
 	if _, cluster := s.rdb.(*redis.ClusterClient); cluster {
 		byPair := map[[2]string]int{}
@@ -245,23 +252,23 @@ func (s *Store) plan(ts []event.Transfer) [][]int {
 		}
 		groups = [][]int{all}
 	}
-	var calls [][]int
+	var calls []call
 	for _, g := range groups {
-		start := 0
-		lo, hi := int64(0), int64(0)
+		cur := call{idx: g[:0]}
 		for k, i := range g {
 			b0, b1 := s.span(ts[i])
-			if k > start && (k-start >= MaxPerCall || max(hi, b1)-min(lo, b0) >= maxIndices) {
-				calls = append(calls, g[start:k])
-				start = k
+			if len(cur.idx) > 0 && (len(cur.idx) >= MaxPerCall || max(cur.hi, b1)-min(cur.lo, b0) >= maxIndices) {
+				calls = append(calls, cur)
+				cur = call{idx: g[k:k]}
 			}
-			if k == start {
-				lo, hi = b0, b1
+			if len(cur.idx) == 0 {
+				cur.lo, cur.hi = b0, b1
 			}
-			lo, hi = min(lo, b0), max(hi, b1)
+			cur.idx = cur.idx[:len(cur.idx)+1]
+			cur.lo, cur.hi = min(cur.lo, b0), max(cur.hi, b1)
 		}
-		if start < len(g) {
-			calls = append(calls, g[start:])
+		if len(cur.idx) > 0 {
+			calls = append(calls, cur)
 		}
 	}
 	return calls
@@ -289,18 +296,14 @@ func floorDiv(a, b int64) int64 {
 // callArgs is one call's KEYS and ARGV (see window.lua): the configuration,
 // the decimal indices of every bucket its transfers' windows cover, and per
 // transfer its dedupe key, time, amount and evidence tail.
-func (s *Store) callArgs(ts []event.Transfer, c []int) ([]string, []any) {
-	lo, hi := s.span(ts[c[0]])
-	for _, i := range c[1:] {
-		b0, b1 := s.span(ts[i])
-		lo, hi = min(lo, b0), max(hi, b1)
-	}
-	keys := make([]string, 0, 2*len(c))
-	args := make([]any, 0, len(s.args)+3+2*int(hi-lo+1)+4*len(c))
+func (s *Store) callArgs(ts []event.Transfer, c call) ([]string, []any) {
+	lo, hi := c.lo, c.hi
+	keys := make([]string, 0, 2*len(c.idx))
+	args := make([]any, 0, len(s.args)+3+2*int(hi-lo+1)+4*len(c.idx))
 	for _, a := range s.args {
 		args = append(args, a)
 	}
-	args = append(args, strconv.Itoa(len(c)), strconv.FormatInt(lo, 10), strconv.FormatInt(hi-lo+1, 10))
+	args = append(args, strconv.Itoa(len(c.idx)), strconv.FormatInt(lo, 10), strconv.FormatInt(hi-lo+1, 10))
 	first := len(args)
 	for j := lo; j <= hi; j++ {
 		args = append(args, strconv.FormatInt(j, 10))
@@ -308,7 +311,7 @@ func (s *Store) callArgs(ts []event.Transfer, c []int) ([]string, []any) {
 	for _, j := range args[first:] {
 		args = append(args, "v"+j.(string))
 	}
-	for _, i := range c {
+	for _, i := range c.idx {
 		t := ts[i]
 		tag := s.tag(t.From, t.To)
 		keys = append(keys, tag+"h", tag+"s")
