@@ -31,14 +31,11 @@ func newCapturer(cfg window.Config, cluster bool) (*capturer, error) {
 	c := &capturer{}
 	var rdb redis.UniversalClient
 	if cluster {
-		cc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: []string{"127.0.0.1:1"}, MaxRetries: -1})
-		cc.AddHook(c)
-		rdb = cc
+		rdb = redis.NewClusterClient(&redis.ClusterOptions{Addrs: []string{"127.0.0.1:1"}, MaxRetries: -1})
 	} else {
-		sc := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", MaxRetries: -1})
-		sc.AddHook(c)
-		rdb = sc
+		rdb = redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", MaxRetries: -1})
 	}
+	rdb.AddHook(c)
 	st, err := window.New(rdb, cfg)
 	if err != nil {
 		return nil, err
