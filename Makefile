@@ -3,7 +3,7 @@ GO       ?= go
 SHELL    := /bin/bash
 # The function modules (no tests of their own: the template build runs in functions/) go first, so
 # that the run closes on the test results.
-MODULES  := functions/detect functions/generator functions/viewer . shared
+MODULES  := functions/detect functions/generator functions/viewer . shared shared/devkit
 BIN      := bin/fintrans
 
 .PHONY: run test bench build vet fmt fuzz clean

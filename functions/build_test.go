@@ -1,37 +1,32 @@
 package functions_test
 
-// TestFunctionsBuildWithGolangHTTPTemplate builds each function the way
-// `faas-cli build` with the golang-http template does, then runs it and
-// talks to it over HTTP.
+// TestFunctionsBuildWithGolangHTTPTemplate builds each function exactly as
+// `faas-cli build` with the upstream golang-http template does, then runs it
+// the way of-watchdog does and talks to it over HTTP.
 //
-// What the real build does (openfaas/golang-http-template, template/golang-http):
+// The template is not re-typed here: its files are taken as they are from
+// ../shared/openfaas/golang-http/ (upstream, unchanged), and so is the Go
+// version of its Dockerfile's build image (golang:1.25-alpine: the test
+// builds with GOTOOLCHAIN=go1.25.0, which the Go module proxy serves, and
+// official golang images set GOTOOLCHAIN=local, so a module graph that needs
+// a newer Go fails here as it fails there). The steps, in the Dockerfile's
+// order:
 //
-//   - faas-cli copies the template folder (Dockerfile, main.go, go.mod of
-//     `module handler`, modules-cleanup.sh) to build/<fn>/ and the handler
-//     folder into build/<fn>/function/, skipping entries named "build" and
-//     "template". Its CopyFiles uses os.Stat, so symlinks are followed:
-//     functions/<fn>/shared -> ../../shared becomes a real copy of shared/.
-//   - The Dockerfile runs a gofmt check on every .go file outside vendor/,
-//     then modules-cleanup.sh: the function's vendor/ (if any) moves to the
-//     root; function/go.mod and function/go.sum replace the template's (mv
-//     under set -e: a missing go.sum stops the build); `=> ./` in replace
-//     directives becomes `=> ./function/`; lines mentioning handler/function
-//     (among them `module handler/function`) are dropped; and
-//     `go mod edit -replace=handler/function=./function -module handler`
-//     makes the function's module the build's root module "handler".
-//   - Then `go test ./... -cover` in function/ and `go build` of main.go at
-//     the root, with GOFLAGS from the build args (empty: -mod=readonly).
-//   - main.go (package main, import "handler/function" and the
-//     templates-sdk) serves function.Handle on :8082 behind of-watchdog: it
-//     reads the body, builds handler.Request{Body, Header, Method,
-//     QueryString, Host} with the request's context, and writes back the
-//     response's headers, StatusCode (0 means 200; an error means 500) and
-//     Body.
-//
-// This test repeats those steps without Docker: same copy, same go.mod
-// rewrite, a main.go of the same shape (listening on a free loopback port),
-// go build with GOFLAGS=-mod=mod, and it reports when the build had to touch
-// go.mod/go.sum (the real, read-only build would then fail).
+//   - faas-cli copies the template folder to build/<fn>/ and overlays the
+//     handler folder onto build/<fn>/function/, skipping entries named
+//     "build" and "template". Its CopyFiles uses os.Stat, so symlinks are
+//     followed: functions/<fn>/shared -> ../../shared becomes a real copy.
+//   - The Dockerfile's gofmt check (its own shell line, run by sh).
+//   - sh ./modules-cleanup.sh (the template's script, run as it is).
+//   - mkdir -p function/static; in function/: go test ./... -cover.
+//   - At the root: CGO_ENABLED=0 go build --ldflags "-s -w" -o handler .
+//     with GOFLAGS empty, so -mod=readonly: an incomplete go.mod or go.sum
+//     fails the build as it would in Docker.
+//   - The image runs of-watchdog (mode=http, upstream_url
+//     http://127.0.0.1:8082, fprocess=./handler) in /home/app: the watchdog
+//     starts the handler with the function's environment and forwards
+//     requests to port 8082. The test does the same: it starts ./handler
+//     in the build folder with that environment and calls 127.0.0.1:8082.
 
 import (
 	"bytes"
@@ -41,160 +36,23 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/fintrans/fintrans/shared/embedded"
+	"github.com/fintrans/fintrans/shared/devkit/embeddedkafka"
 	"github.com/fintrans/fintrans/shared/redistest"
 )
-
-// templateGoMod is template/golang-http/go.mod. It only matters when a
-// function has no go.mod of its own (ours all have one, which replaces it).
-const templateGoMod = `module handler
-
-go 1.23
-
-require github.com/openfaas/templates-sdk/go-http v0.0.0-20220408082716-5981c545cb03
-`
-
-// templateMainGo has the shape of template/golang-http/main.go. It differs
-// only in where it listens: HANDLER_LISTEN (default a free loopback port,
-// instead of :8082 behind of-watchdog) and it writes the address it got to
-// HANDLER_ADDR_FILE, so the test needs no port guessing.
-const templateMainGo = `package main
-
-import (
-	"context"
-	"io"
-	"log"
-	"net"
-	"net/http"
-	"os"
-	"os/signal"
-	"strconv"
-	"syscall"
-	"time"
-
-	"handler/function"
-
-	handler "github.com/openfaas/templates-sdk/go-http"
-)
-
-const defaultTimeout = 10 * time.Second
-
-func main() {
-	readTimeout := parseIntOrDurationValue(os.Getenv("read_timeout"), defaultTimeout)
-	writeTimeout := parseIntOrDurationValue(os.Getenv("write_timeout"), defaultTimeout)
-
-	addr := os.Getenv("HANDLER_LISTEN")
-	if addr == "" {
-		addr = "127.0.0.1:0"
-	}
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		log.Fatalf("[entrypoint] listen: %v", err)
-	}
-	if f := os.Getenv("HANDLER_ADDR_FILE"); f != "" {
-		if err := os.WriteFile(f+".tmp", []byte(ln.Addr().String()), 0o600); err != nil {
-			log.Fatal(err)
-		}
-		if err := os.Rename(f+".tmp", f); err != nil {
-			log.Fatal(err)
-		}
-	}
-
-	s := &http.Server{
-		ReadTimeout:    readTimeout,
-		WriteTimeout:   writeTimeout,
-		MaxHeaderBytes: 1 << 20,
-	}
-	http.HandleFunc("/", makeRequestHandler())
-
-	go func() {
-		sig := make(chan os.Signal, 1)
-		signal.Notify(sig, syscall.SIGTERM, os.Interrupt)
-		<-sig
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		s.Shutdown(ctx)
-	}()
-	if err := s.Serve(ln); err != http.ErrServerClosed {
-		log.Fatalf("[entrypoint] Error ListenAndServe: %v", err)
-	}
-}
-
-func makeRequestHandler() func(http.ResponseWriter, *http.Request) {
-	return func(w http.ResponseWriter, r *http.Request) {
-		var input []byte
-
-		if r.Body != nil {
-			defer r.Body.Close()
-
-			bodyBytes, bodyErr := io.ReadAll(r.Body)
-
-			if bodyErr != nil {
-				log.Printf("Error reading body from request.")
-			}
-
-			input = bodyBytes
-		}
-
-		req := handler.Request{
-			Body:        input,
-			Header:      r.Header,
-			Method:      r.Method,
-			QueryString: r.URL.RawQuery,
-			Host:        r.Host,
-		}
-		req.WithContext(r.Context())
-
-		result, resultErr := function.Handle(req)
-
-		if result.Header != nil {
-			for k, v := range result.Header {
-				w.Header()[k] = v
-			}
-		}
-
-		if resultErr != nil {
-			log.Print(resultErr)
-			w.WriteHeader(http.StatusInternalServerError)
-		} else {
-			if result.StatusCode == 0 {
-				w.WriteHeader(http.StatusOK)
-			} else {
-				w.WriteHeader(result.StatusCode)
-			}
-		}
-
-		w.Write(result.Body)
-	}
-}
-
-func parseIntOrDurationValue(val string, fallback time.Duration) time.Duration {
-	if len(val) > 0 {
-		parsedVal, parseErr := strconv.Atoi(val)
-		if parseErr == nil && parsedVal >= 0 {
-			return time.Duration(parsedVal) * time.Second
-		}
-	}
-
-	duration, durationErr := time.ParseDuration(val)
-	if durationErr != nil {
-		return fallback
-	}
-	return duration
-}
-`
 
 // configVars are fintrans's environment variables; the host's values are
 // removed before each test sets its own.
@@ -205,7 +63,8 @@ var configVars = []string{
 	"CONSUMER_GROUP", "VIEWER_GROUP", "PORT", "MAX_BODY_BYTES", "MAX_BATCH", "LOG_FORMAT", "LOG_LEVEL",
 	"GENERATOR_ACCOUNTS", "GENERATOR_TRANSFERS", "GENERATOR_MIN_AMOUNT", "GENERATOR_MAX_AMOUNT",
 	"GENERATOR_FRAUD_RATE", "GENERATOR_FORMAT", "GENERATOR_SCHEDULE", "VIEWER_SCHEDULE",
-	"HANDLER_LISTEN", "HANDLER_ADDR_FILE", "read_timeout", "write_timeout", "exec_timeout",
+	"read_timeout", "write_timeout", "exec_timeout", "healthcheck_interval",
+	"GOFLAGS", "GOTOOLCHAIN", "GO111MODULE", "CGO_ENABLED", "GOWORK",
 }
 
 // cleanEnv is the test process's environment without fintrans's variables,
@@ -225,65 +84,127 @@ func cleanEnv(extra ...string) []string {
 	return append(env, extra...)
 }
 
-// goTool finds the go or gofmt command: on PATH, else next to the go
-// command that runs this test.
-func goTool(t *testing.T, name string) string {
-	t.Helper()
-	if p, err := exec.LookPath(name); err == nil {
-		return p
-	}
-	if goBin, err := exec.LookPath("go"); err == nil {
-		if p := filepath.Join(filepath.Dir(goBin), name); fileExists(p) {
-			return p
-		}
-	}
-	t.Fatalf("%s not found on PATH", name)
-	return ""
-}
-
 func fileExists(p string) bool {
 	_, err := os.Stat(p)
 	return err == nil
+}
+
+// templateDir is ../shared/openfaas/golang-http, the upstream template kept
+// beside the repository. Without it the build test skips locally and fails
+// on CI.
+func templateDir(t *testing.T) string {
+	t.Helper()
+	dir := filepath.Join(repoRoot(t), "..", "shared", "openfaas", "golang-http")
+	if !fileExists(filepath.Join(dir, "Dockerfile")) {
+		msg := fmt.Sprintf("the upstream golang-http template is not at %s (expected the shared/ folder next to the repository); cannot build the functions as OpenFaaS does", dir)
+		if os.Getenv("CI") != "" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg + " (skipping: CI is not set)")
+	}
+	return dir
+}
+
+var buildImageRE = regexp.MustCompile(`(?m)^FROM\s.*\bgolang:(\d+\.\d+)(?:\.\d+)?-alpine\b`)
+
+// dockerfileGo is the Go minor version of the Dockerfile's build image
+// ("1.25" for golang:1.25-alpine).
+func dockerfileGo(t *testing.T, dockerfile string) string {
+	t.Helper()
+	m := buildImageRE.FindStringSubmatch(dockerfile)
+	if m == nil {
+		t.Fatalf("no golang:<version>-alpine build image in the template's Dockerfile")
+	}
+	return m[1]
+}
+
+// dockerfileRun returns the Dockerfile's RUN instruction that contains
+// marker, its continuation lines joined.
+func dockerfileRun(t *testing.T, dockerfile, marker string) string {
+	t.Helper()
+	joined := strings.ReplaceAll(dockerfile, "\\\n", " ")
+	for _, line := range strings.Split(joined, "\n") {
+		if cmd, ok := strings.CutPrefix(line, "RUN "); ok && strings.Contains(cmd, marker) {
+			return cmd
+		}
+	}
+	t.Fatalf("the template's Dockerfile has no RUN line with %q", marker)
+	return ""
+}
+
+// toolchain is the Go of the template's build image, fetched through the
+// module proxy (GOTOOLCHAIN=go1.N.0, the oldest release of that minor: what
+// builds with it builds with any go1.N image). It returns the toolchain's
+// bin folder and the environment of the Dockerfile's build stage.
+type toolchain struct {
+	bin string
+	env []string
+}
+
+func buildToolchain(t *testing.T, minor string) toolchain {
+	t.Helper()
+	version := "go" + minor + ".0"
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		t.Fatalf("go not on PATH")
+	}
+	cmd := exec.Command(goBin, "env", "GOROOT")
+	cmd.Env = cleanEnv("GOTOOLCHAIN=" + version)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("GOTOOLCHAIN=%s go env GOROOT (fetches the template's Go through the module proxy): %v\n%s", version, err, out)
+	}
+	bin := filepath.Join(strings.TrimSpace(string(out)), "bin")
+	if !fileExists(filepath.Join(bin, "gofmt")) {
+		t.Fatalf("%s has no gofmt", bin)
+	}
+	// The build stage's ARGs and ENV: GO111MODULE=on (stack.yml's build
+	// arg), GOFLAGS empty, CGO_ENABLED=0; the image's Go first on PATH.
+	env := cleanEnv("PATH="+bin+string(os.PathListSeparator)+os.Getenv("PATH"),
+		"GOTOOLCHAIN="+version, "GO111MODULE=on", "GOFLAGS=", "CGO_ENABLED=0", "GOWORK=off",
+		"TARGETOS="+runtime.GOOS, "TARGETARCH="+runtime.GOARCH)
+	return toolchain{bin: bin, env: env}
 }
 
 func TestFunctionsBuildWithGolangHTTPTemplate(t *testing.T) {
 	if testing.Short() {
 		t.Skip("skipped with -short: builds the three functions as the golang-http template does and runs them (slow)")
 	}
+	tpl := templateDir(t)
+	dockerfile := readFile(t, filepath.Join(tpl, "Dockerfile"))
+	tc := buildToolchain(t, dockerfileGo(t, dockerfile))
 	root := repoRoot(t)
 	work := t.TempDir()
 
 	for _, fn := range functionNames {
 		t.Run(fn, func(t *testing.T) {
-			bin := buildLikeTemplate(t, root, fn, filepath.Join(work, fn))
+			dir := filepath.Join(work, fn)
+			buildLikeTemplate(t, tc, tpl, dockerfile, root, fn, dir)
 			switch fn {
 			case "detect":
-				testDetect(t, bin)
+				testDetect(t, dir)
 			case "generator":
-				testGenerator(t, bin)
+				testGenerator(t, dir)
 			case "viewer":
-				testViewer(t, bin)
+				testViewer(t, dir)
 			}
 		})
 	}
 }
 
-// buildLikeTemplate lays out the template's build context in dir and builds
-// it; it returns the binary.
-func buildLikeTemplate(t *testing.T, root, fn, dir string) string {
+// buildLikeTemplate lays out the template's build context in dir and runs
+// the Dockerfile's build steps there; dir/handler is the result.
+func buildLikeTemplate(t *testing.T, tc toolchain, tpl, dockerfile, root, fn, dir string) {
 	t.Helper()
-	goBin := goTool(t, "go")
 	src := filepath.Join(root, "functions", fn)
 	if !fileExists(filepath.Join(src, "handler.go")) {
 		t.Fatalf("functions/%s/handler.go does not exist yet", fn)
 	}
 
-	// faas-cli: template files, then the handler folder into function/.
-	if err := os.MkdirAll(filepath.Join(dir, "function"), 0o755); err != nil {
-		t.Fatal(err)
+	// faas-cli: the template folder, then the handler folder over function/.
+	if err := copyFollowingSymlinks(tpl, dir, 0); err != nil {
+		t.Fatalf("copying the template: %v", err)
 	}
-	writeFile(t, filepath.Join(dir, "go.mod"), templateGoMod)
-	writeFile(t, filepath.Join(dir, "main.go"), templateMainGo)
 	entries, err := os.ReadDir(src)
 	if err != nil {
 		t.Fatal(err)
@@ -300,44 +221,34 @@ func buildLikeTemplate(t *testing.T, root, fn, dir string) string {
 		t.Fatalf("function/shared is not a real folder after the copy (%v, %v)", fi, err)
 	}
 
-	// Dockerfile: gofmt check on everything outside vendor/.
-	gofmtCheck(t, dir)
-
-	// modules-cleanup.sh.
-	modulesCleanup(t, goBin, dir)
-	gomodBefore := readFile(t, filepath.Join(dir, "go.mod"))
-	gosumBefore := readFile(t, filepath.Join(dir, "go.sum"))
-
-	env := cleanEnv("GOWORK=off", "GO111MODULE=on", "CGO_ENABLED=0", "GOFLAGS=-mod=mod -buildvcs=false")
-
-	// Dockerfile: go test ./... -cover in function/ (no services, no config).
-	t.Run("go test in function", func(t *testing.T) {
-		cmd := exec.Command(goBin, "test", "-count=1", "-cover", "./...")
-		cmd.Dir = filepath.Join(dir, "function")
-		cmd.Env = env
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Errorf("go test ./... -cover in function/ (the template's build runs it without any fintrans environment) failed: %v\n%s", err, out)
+	sh := func(subdir, script string) ([]byte, error) {
+		cmd := exec.Command("sh", "-c", script)
+		cmd.Dir = filepath.Join(dir, subdir)
+		cmd.Env = tc.env
+		return cmd.CombinedOutput()
+	}
+	run := func(step, subdir, script string) {
+		t.Helper()
+		if out, err := sh(subdir, script); err != nil {
+			if step == "gofmt check" {
+				list, _ := sh(subdir, "gofmt -l $(find . -type f -name '*.go')")
+				out = append(out, "files gofmt (of the template's Go) would change:\n"...)
+				out = append(out, list...)
+			}
+			t.Fatalf("%s (the template's Dockerfile: RUN %s) failed: %v\n%s", step, script, err, out)
 		}
-	})
-
-	// Dockerfile: go build at the root.
-	bin := filepath.Join(dir, "handler")
-	cmd := exec.Command(goBin, "build", "-ldflags", "-s -w", "-o", bin, ".")
-	cmd.Dir = dir
-	cmd.Env = env
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build (as the golang-http template) failed: %v\n%s\n--- go.mod after modules-cleanup ---\n%s", err, out, gomodBefore)
 	}
-
-	// GOFLAGS=-mod=mod lets go fix up go.mod/go.sum; the template's build
-	// (GOFLAGS empty, so -mod=readonly) would have failed instead.
-	if after := readFile(t, filepath.Join(dir, "go.mod")); after != gomodBefore {
-		t.Errorf("building changed go.mod: functions/%s/go.mod is incomplete and the template's read-only build fails; run `go mod tidy` in functions/%s\n%s", fn, fn, lineDiff(gomodBefore, after))
+	run("gofmt check", ".", dockerfileRun(t, dockerfile, "gofmt -l"))
+	run("modules-cleanup.sh", ".", dockerfileRun(t, dockerfile, "modules-cleanup.sh"))
+	if gomod := readFile(t, filepath.Join(dir, "go.mod")); !strings.Contains(gomod, "github.com/fintrans/fintrans/shared => ./function/shared") {
+		t.Fatalf("after modules-cleanup.sh the shared module is not replaced by ./function/shared:\n%s", gomod)
 	}
-	if after := readFile(t, filepath.Join(dir, "go.sum")); after != gosumBefore {
-		t.Errorf("building changed go.sum: functions/%s/go.sum is incomplete and the template's read-only build fails; run `go mod tidy` in functions/%s\n%s", fn, fn, lineDiff(gosumBefore, after))
+	run("mkdir static", ".", "mkdir -p function/static")
+	run("go test in function/", "function", dockerfileRun(t, dockerfile, "go test ./..."))
+	run("go build", ".", dockerfileRun(t, dockerfile, "go build"))
+	if !fileExists(filepath.Join(dir, "handler")) {
+		t.Fatalf("the build wrote no handler binary")
 	}
-	return bin
 }
 
 // copyFollowingSymlinks copies src to dst like faas-cli's CopyFiles: it
@@ -384,87 +295,6 @@ func copyFollowingSymlinks(src, dst string, depth int) error {
 	return out.Close()
 }
 
-func gofmtCheck(t *testing.T, dir string) {
-	t.Helper()
-	var files []string
-	err := filepath.WalkDir(dir, func(p string, e fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(dir, p)
-		if e.IsDir() && (rel == "vendor" || rel == filepath.Join("function", "vendor")) {
-			return filepath.SkipDir
-		}
-		if !e.IsDir() && strings.HasSuffix(p, ".go") {
-			files = append(files, p)
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	gofmt := goTool(t, "gofmt")
-	var bad []string
-	for len(files) > 0 {
-		n := min(len(files), 200)
-		out, err := exec.Command(gofmt, append([]string{"-l"}, files[:n]...)...).CombinedOutput()
-		if err != nil {
-			t.Fatalf("gofmt: %v\n%s", err, out)
-		}
-		for _, l := range strings.Fields(string(out)) {
-			rel, _ := filepath.Rel(dir, l)
-			bad = append(bad, rel)
-		}
-		files = files[n:]
-	}
-	if len(bad) > 0 {
-		t.Errorf("the template's build stops at its gofmt check (\"Run gofmt -s -w on your Golang code\"); not gofmt'ed: %v", bad)
-	}
-}
-
-var handlerFunctionLine = regexp.MustCompile(`\shandler/function`)
-
-// modulesCleanup does what template/golang-http/modules-cleanup.sh does.
-func modulesCleanup(t *testing.T, goBin, dir string) {
-	t.Helper()
-	fnDir := filepath.Join(dir, "function")
-	if fileExists(filepath.Join(fnDir, "vendor")) {
-		if err := os.Rename(filepath.Join(fnDir, "vendor"), filepath.Join(dir, "vendor")); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if !fileExists(filepath.Join(fnDir, "go.mod")) {
-		t.Fatalf("function has no go.mod: the template would build it against its own go.mod only")
-	}
-	if err := os.Rename(filepath.Join(fnDir, "go.mod"), filepath.Join(dir, "go.mod")); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(filepath.Join(fnDir, "go.sum"), filepath.Join(dir, "go.sum")); err != nil {
-		t.Fatalf("modules-cleanup.sh runs `mv -f ./function/go.sum .` under set -e; the function needs a go.sum: %v", err)
-	}
-	var out []string
-	for _, line := range strings.Split(readFile(t, filepath.Join(dir, "go.mod")), "\n") {
-		// sed 's/=> \.\//=> \.\/function\//' (first match per line)
-		line = strings.Replace(line, "=> ./", "=> ./function/", 1)
-		// grep -v "\shandler/function"
-		if handlerFunctionLine.MatchString(line) {
-			continue
-		}
-		out = append(out, line)
-	}
-	writeFile(t, filepath.Join(dir, "go.mod"), strings.Join(out, "\n"))
-	cmd := exec.Command(goBin, "mod", "edit", "-replace=handler/function=./function", "-module", "handler")
-	cmd.Dir = dir
-	cmd.Env = cleanEnv("GOWORK=off")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go mod edit: %v\n%s", err, b)
-	}
-	gomod := readFile(t, filepath.Join(dir, "go.mod"))
-	if !strings.Contains(gomod, "github.com/fintrans/fintrans/shared => ./function/shared") {
-		t.Errorf("after modules-cleanup the shared module is not replaced by ./function/shared:\n%s", gomod)
-	}
-}
-
 // process is a running function binary.
 type process struct {
 	url string
@@ -484,14 +314,27 @@ func (p *process) logs() string {
 	return p.out.String()
 }
 
-// start runs bin with env and waits for it to listen. Its output is logged
-// when the test fails.
-func start(t *testing.T, bin string, env ...string) *process {
+// upstreamAddr is where the template's main.go listens (":8082", fixed)
+// and where of-watchdog forwards requests (upstream_url).
+const upstreamAddr = "127.0.0.1:8082"
+
+// start runs dir/handler the way of-watchdog runs the image's fprocess: in
+// the image's working folder, with the image's ENV (fprocess, mode,
+// upstream_url, prefix_logs) and the function's environment, then waits
+// until port 8082 answers. Its output is logged when the test fails.
+func start(t *testing.T, dir string, env ...string) *process {
 	t.Helper()
-	addrFile := filepath.Join(t.TempDir(), "addr")
-	p := &process{}
-	cmd := exec.Command(bin)
-	cmd.Env = cleanEnv(append([]string{"HANDLER_ADDR_FILE=" + addrFile, "read_timeout=60s", "write_timeout=60s"}, env...)...)
+	if c, err := net.DialTimeout("tcp", upstreamAddr, time.Second); err == nil {
+		c.Close()
+		t.Fatalf("%s is already in use: the template's server listens on port 8082 and cannot start", upstreamAddr)
+	}
+	p := &process{url: "http://" + upstreamAddr}
+	cmd := exec.Command("./handler")
+	cmd.Dir = dir
+	cmd.Env = cleanEnv(append([]string{
+		"fprocess=./handler", "mode=http", "upstream_url=http://" + upstreamAddr, "prefix_logs=false",
+		"read_timeout=60s", "write_timeout=60s", "healthcheck_interval=100ms",
+	}, env...)...)
 	cmd.Stdout = p
 	cmd.Stderr = p
 	if err := cmd.Start(); err != nil {
@@ -500,31 +343,31 @@ func start(t *testing.T, bin string, env ...string) *process {
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
 	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
+		_ = cmd.Process.Signal(syscall.SIGTERM) // as of-watchdog on shutdown
 		select {
 		case <-exited:
-		case <-time.After(10 * time.Second):
+		case <-time.After(20 * time.Second):
 			_ = cmd.Process.Kill()
 			<-exited
 		}
 		if t.Failed() {
-			t.Logf("--- output of %s ---\n%s", filepath.Base(filepath.Dir(bin)), p.logs())
+			t.Logf("--- output of %s/handler ---\n%s", filepath.Base(dir), p.logs())
 		}
 	})
 	deadline := time.Now().Add(60 * time.Second)
 	for {
-		if b, err := os.ReadFile(addrFile); err == nil && len(b) > 0 {
-			p.url = "http://" + string(b)
+		if c, err := net.DialTimeout("tcp", upstreamAddr, time.Second); err == nil {
+			c.Close()
 			return p
 		}
 		select {
 		case err := <-exited:
 			exited <- err
-			t.Fatalf("%s exited before listening: %v\n%s", bin, err, p.logs())
+			t.Fatalf("%s/handler exited before listening: %v\n%s", filepath.Base(dir), err, p.logs())
 		case <-time.After(50 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%s did not listen within 60s\n%s", bin, p.logs())
+			t.Fatalf("%s/handler did not listen on %s within 60s\n%s", filepath.Base(dir), upstreamAddr, p.logs())
 		}
 	}
 }
@@ -587,7 +430,7 @@ func containsString(v any, s string) bool {
 	return false
 }
 
-func testDetect(t *testing.T, bin string) {
+func testDetect(t *testing.T, dir string) {
 	redis := redistest.Start(t)
 	var mu sync.Mutex
 	var sunk [][]byte
@@ -600,7 +443,7 @@ func testDetect(t *testing.T, bin string) {
 	}))
 	t.Cleanup(sink.Close)
 
-	p := start(t, bin, "REDIS_URL="+redis.URL, "K_SINK="+sink.URL, "LOG_LEVEL=debug")
+	p := start(t, dir, "REDIS_URL="+redis.URL, "K_SINK="+sink.URL, "LOG_LEVEL=debug")
 
 	t.Run("binary cloudevent is counted", func(t *testing.T) {
 		code, _, body := do(t, http.MethodPost, p.url+"/", binaryEvent("build-test-1"), `{"from":"1","to":"2","amount":"12.50"}`)
@@ -642,7 +485,7 @@ type recordedEvent struct {
 	ID   string
 }
 
-func testGenerator(t *testing.T, bin string) {
+func testGenerator(t *testing.T, dir string) {
 	var mu sync.Mutex
 	var events []recordedEvent
 	var bad []string
@@ -673,7 +516,7 @@ func testGenerator(t *testing.T, bin string) {
 	}))
 	t.Cleanup(sink.Close)
 
-	p := start(t, bin, "K_SINK="+sink.URL, "GENERATOR_ACCOUNTS=5", "GENERATOR_TRANSFERS=20")
+	p := start(t, dir, "K_SINK="+sink.URL, "GENERATOR_ACCOUNTS=5", "GENERATOR_TRANSFERS=20")
 	code, _, body := do(t, http.MethodPost, p.url+"/", nil, "")
 	if code != http.StatusOK {
 		t.Fatalf("status %d, want 200; body %s", code, body)
@@ -696,14 +539,14 @@ func testGenerator(t *testing.T, bin string) {
 	}
 }
 
-func testViewer(t *testing.T, bin string) {
-	k, err := embedded.StartKafka(1, "fraud")
+func testViewer(t *testing.T, dir string) {
+	k, err := embeddedkafka.Start(1, "fraud")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(k.Close)
 
-	p := start(t, bin, "KAFKA_BROKERS="+strings.Join(k.Brokers, ","), "FRAUD_TOPIC=fraud", "VIEWER_GROUP=fintrans-viewer-build-test")
+	p := start(t, dir, "KAFKA_BROKERS="+strings.Join(k.Brokers, ","), "FRAUD_TOPIC=fraud", "VIEWER_GROUP=fintrans-viewer-build-test")
 	code, hdr, body := do(t, http.MethodGet, p.url+"/", nil, "")
 	if code != http.StatusOK {
 		t.Fatalf("status %d, want 200; body %s", code, body)

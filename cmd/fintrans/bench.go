@@ -8,8 +8,8 @@ import (
 	"log/slog"
 	"os"
 
-	benchmark "github.com/fintrans/fintrans/shared/bench"
 	"github.com/fintrans/fintrans/shared/config"
+	benchmark "github.com/fintrans/fintrans/shared/devkit/bench"
 )
 
 // bench measures each stage beside its ceiling (make bench). It starts its

@@ -25,6 +25,7 @@ import (
 	"github.com/fintrans/fintrans/shared/config"
 	"github.com/fintrans/fintrans/shared/consumer"
 	"github.com/fintrans/fintrans/shared/detect"
+	"github.com/fintrans/fintrans/shared/devkit/embeddedkafka"
 	"github.com/fintrans/fintrans/shared/embedded"
 	"github.com/fintrans/fintrans/shared/generator"
 	"github.com/fintrans/fintrans/shared/kafka"
@@ -82,7 +83,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, opts Option
 
 	topics := []string{cfg.TransactionsTopic, cfg.FraudTopic, cfg.DLQTopic}
 	if len(cfg.KafkaBrokers) == 0 {
-		k, err := embedded.StartKafka(Partitions, topics...)
+		k, err := embeddedkafka.Start(Partitions, topics...)
 		if err != nil {
 			return p, fmt.Errorf("embedded kafka: %w", err)
 		}

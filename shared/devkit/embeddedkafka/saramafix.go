@@ -1,4 +1,4 @@
-package embedded
+package embeddedkafka
 
 import (
 	"encoding/binary"

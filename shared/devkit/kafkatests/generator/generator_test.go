@@ -20,6 +20,7 @@ import (
 
 	"github.com/fintrans/fintrans/shared/app"
 	"github.com/fintrans/fintrans/shared/config"
+	"github.com/fintrans/fintrans/shared/devkit/embeddedkafka"
 	"github.com/fintrans/fintrans/shared/embedded"
 	"github.com/fintrans/fintrans/shared/event"
 	"github.com/fintrans/fintrans/shared/generator"
@@ -276,7 +277,7 @@ func TestEpisodesAreAlerted(t *testing.T) {
 }
 
 func TestTickSendsToKafka(t *testing.T) {
-	k, err := embedded.StartKafka(3, "transactions")
+	k, err := embeddedkafka.Start(3, "transactions")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -325,7 +326,7 @@ func TestTickSendsToKafka(t *testing.T) {
 }
 
 func TestLineFormat(t *testing.T) {
-	k, err := embedded.StartKafka(2, "transactions")
+	k, err := embeddedkafka.Start(2, "transactions")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -455,7 +456,7 @@ func TestWiring(t *testing.T) {
 		t.Errorf("K_SINK with line format: err %v", err)
 	}
 
-	k, err := embedded.StartKafka(1, "transactions")
+	k, err := embeddedkafka.Start(1, "transactions")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,7 +15,7 @@ import (
 
 	"github.com/fintrans/fintrans/shared/consumer"
 	"github.com/fintrans/fintrans/shared/detect"
-	"github.com/fintrans/fintrans/shared/embedded"
+	"github.com/fintrans/fintrans/shared/devkit/embeddedkafka"
 	"github.com/fintrans/fintrans/shared/event"
 	"github.com/fintrans/fintrans/shared/generator"
 	"github.com/fintrans/fintrans/shared/kafka"
@@ -38,7 +38,7 @@ func (r *runner) e2eStage(ctx context.Context) error {
 		return err
 	}
 	const txTopic, fraudTopic, dlqTopic = "transactions", "fraud", "transactions.dlq"
-	k, err := embedded.StartKafka(e2ePartitions, txTopic, fraudTopic, dlqTopic)
+	k, err := embeddedkafka.Start(e2ePartitions, txTopic, fraudTopic, dlqTopic)
 	if err != nil {
 		return err
 	}

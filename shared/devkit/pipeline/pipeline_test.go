@@ -13,10 +13,10 @@ import (
 	"time"
 
 	"github.com/fintrans/fintrans/shared/config"
+	"github.com/fintrans/fintrans/shared/devkit/pipeline"
 	"github.com/fintrans/fintrans/shared/event"
 	"github.com/fintrans/fintrans/shared/generator"
 	"github.com/fintrans/fintrans/shared/kafka"
-	"github.com/fintrans/fintrans/shared/pipeline"
 	"github.com/fintrans/fintrans/shared/redistest"
 	"github.com/fintrans/fintrans/shared/window/flinkref"
 )

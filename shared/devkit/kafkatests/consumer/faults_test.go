@@ -35,7 +35,7 @@ import (
 	"github.com/fintrans/fintrans/shared/config"
 	"github.com/fintrans/fintrans/shared/consumer"
 	"github.com/fintrans/fintrans/shared/detect"
-	"github.com/fintrans/fintrans/shared/embedded"
+	"github.com/fintrans/fintrans/shared/devkit/embeddedkafka"
 	"github.com/fintrans/fintrans/shared/event"
 	"github.com/fintrans/fintrans/shared/generator"
 	"github.com/fintrans/fintrans/shared/kafka"
@@ -85,7 +85,7 @@ func faultStream(seed uint64, n, pairs int, prefix string) ([]event.Transfer, []
 // consumer group feeding a Detector.
 type rig struct {
 	t     *testing.T
-	k     *embedded.Kafka
+	k     *embeddedkafka.Kafka
 	kc    *sarama.Config
 	srv   *redistest.Server
 	rdb   *redis.Client
@@ -114,7 +114,7 @@ var quietDials sync.Once
 func newRig(t *testing.T) *rig {
 	t.Helper()
 	quietDials.Do(func() { redis.SetLogger(dialNoise{}) })
-	k, err := embedded.StartKafka(faultPartitions, "transactions", "fraud", "transactions.dlq")
+	k, err := embeddedkafka.Start(faultPartitions, "transactions", "fraud", "transactions.dlq")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -557,7 +557,7 @@ type kafkaRig struct {
 	cfg  config.Config
 	kc   *sarama.Config
 	mu   sync.Mutex
-	k    *embedded.Kafka
+	k    *embeddedkafka.Kafka
 }
 
 func newKafkaRig(t *testing.T, group string) *kafkaRig {
@@ -579,7 +579,7 @@ func newKafkaRig(t *testing.T, group string) *kafkaRig {
 }
 
 func (r *kafkaRig) startBroker() error {
-	k, err := embedded.StartKafkaWith(embedded.KafkaOptions{Ports: []int{r.port}, Partitions: faultPartitions},
+	k, err := embeddedkafka.StartWith(embeddedkafka.Options{Ports: []int{r.port}, Partitions: faultPartitions},
 		r.cfg.TransactionsTopic, r.cfg.FraudTopic, r.cfg.DLQTopic)
 	if err != nil {
 		return err

@@ -12,7 +12,7 @@ import (
 
 	"github.com/fintrans/fintrans/shared/consumer"
 	"github.com/fintrans/fintrans/shared/detect"
-	"github.com/fintrans/fintrans/shared/embedded"
+	"github.com/fintrans/fintrans/shared/devkit/embeddedkafka"
 	"github.com/fintrans/fintrans/shared/event"
 	"github.com/fintrans/fintrans/shared/kafka"
 	"github.com/fintrans/fintrans/shared/money"
@@ -33,7 +33,7 @@ func transferEvent(id string, at time.Time, from, to string, cents int64) ce.Eve
 }
 
 func TestConsumerDetectsAndDeadLetters(t *testing.T) {
-	k, err := embedded.StartKafka(3, "transactions", "fraud", "transactions.dlq")
+	k, err := embeddedkafka.Start(3, "transactions", "fraud", "transactions.dlq")
 	if err != nil {
 		t.Fatal(err)
 	}

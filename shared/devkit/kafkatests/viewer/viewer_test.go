@@ -19,7 +19,7 @@ import (
 
 	"github.com/fintrans/fintrans/shared/app"
 	"github.com/fintrans/fintrans/shared/config"
-	"github.com/fintrans/fintrans/shared/embedded"
+	"github.com/fintrans/fintrans/shared/devkit/embeddedkafka"
 	"github.com/fintrans/fintrans/shared/event"
 	"github.com/fintrans/fintrans/shared/kafka"
 	"github.com/fintrans/fintrans/shared/money"
@@ -49,7 +49,7 @@ func (s *syncBuffer) Take() string {
 }
 
 type rig struct {
-	k       *embedded.Kafka
+	k       *embeddedkafka.Kafka
 	kc      *sarama.Config
 	alerts  *sink.Kafka
 	raw     sarama.SyncProducer
@@ -62,7 +62,7 @@ type rig struct {
 
 func newRig(t *testing.T, logFormat string) *rig {
 	t.Helper()
-	k, err := embedded.StartKafka(3, "fraud")
+	k, err := embeddedkafka.Start(3, "fraud")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,9 +1,9 @@
-// Package embedded holds the zero-install defaults of fintrans's local run:
-// an in-process Kafka (franz-go's kfake, which speaks the real Kafka wire
-// protocol) and an in-process Redis (miniredis). Both listen on 127.0.0.1
-// only. They are for the local binary and for tests; production talks to real
-// clusters through the same client code.
-package embedded
+// Package embeddedkafka is the in-process Kafka of fintrans's local run and
+// tests: franz-go's kfake, which speaks the real Kafka wire protocol, on
+// 127.0.0.1 only. Production talks to real clusters through the same sarama
+// client code. It lives in the devkit module because kfake needs a newer Go
+// than the functions' builds (see devkit/go.mod).
+package embeddedkafka
 
 import (
 	"errors"
@@ -32,9 +32,9 @@ type Kafka struct {
 	cluster *kfake.Cluster
 }
 
-// KafkaOptions tunes StartKafkaWith. The zero value is what StartKafka uses
+// Options tunes StartWith. The zero value is what Start uses
 // apart from Partitions: one broker on a free port.
-type KafkaOptions struct {
+type Options struct {
 	// Brokers is the number of brokers (default 1). Ignored when Ports is
 	// set: there is then one broker per port.
 	Brokers int
@@ -49,18 +49,18 @@ type KafkaOptions struct {
 	MinSessionTimeout time.Duration
 }
 
-// StartKafka starts a one-broker in-process Kafka on a free loopback port
+// Start starts a one-broker in-process Kafka on a free loopback port
 // with the given topics already created, each with partitions partitions.
-func StartKafka(partitions int32, topics ...string) (*Kafka, error) {
-	return StartKafkaWith(KafkaOptions{Partitions: partitions}, topics...)
+func Start(partitions int32, topics ...string) (*Kafka, error) {
+	return StartWith(Options{Partitions: partitions}, topics...)
 }
 
-// StartKafkaWith is StartKafka with more control (broker count, fixed ports).
+// StartWith is Start with more control (broker count, fixed ports).
 //
 // Every connection goes through a small shim that makes kfake's OffsetFetch
 // answers match a real broker's for sarama (see saramafix.go); everything
 // else is kfake as is.
-func StartKafkaWith(o KafkaOptions, topics ...string) (*Kafka, error) {
+func StartWith(o Options, topics ...string) (*Kafka, error) {
 	if o.Partitions < 1 {
 		o.Partitions = 1
 	}

@@ -11,7 +11,7 @@ import (
 
 	"github.com/IBM/sarama"
 
-	"github.com/fintrans/fintrans/shared/embedded"
+	"github.com/fintrans/fintrans/shared/devkit/embeddedkafka"
 	"github.com/fintrans/fintrans/shared/kafka"
 )
 
@@ -25,9 +25,9 @@ func TestMain(m *testing.M) {
 }
 
 // startKafka starts an embedded cluster for one test.
-func startKafka(t *testing.T, partitions int32, topics ...string) *embedded.Kafka {
+func startKafka(t *testing.T, partitions int32, topics ...string) *embeddedkafka.Kafka {
 	t.Helper()
-	k, err := embedded.StartKafka(partitions, topics...)
+	k, err := embeddedkafka.Start(partitions, topics...)
 	if err != nil {
 		t.Fatalf("StartKafka: %v", err)
 	}
