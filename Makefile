@@ -10,7 +10,8 @@ BIN      := bin/fintrans
 
 ## run: the whole pipeline on embedded Kafka and Redis (KAFKA_BROKERS / REDIS_URL point it at real ones)
 run:
-	$(GO) run ./cmd/fintrans run
+	@$(GO) build -o $(BIN) ./cmd/fintrans
+	@$(BIN) run
 
 ## test: the tests of every module (needs redis-server on PATH; .ci/run installs it)
 test:

@@ -6,11 +6,12 @@ import (
 	"os"
 
 	"github.com/fintrans/fintrans/shared/config"
-	"github.com/fintrans/fintrans/shared/pipeline"
+	"github.com/fintrans/fintrans/shared/devkit/pipeline"
 )
 
 // run is `make run`: the whole pipeline in one process until Ctrl-C.
 func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
+	defer ownTerminal()()
 	p, err := pipeline.Start(ctx, cfg, log, pipeline.Options{Out: os.Stdout, Status: os.Stderr})
 	if err != nil {
 		return err
