@@ -11,6 +11,7 @@ import (
 	"github.com/IBM/sarama"
 
 	"github.com/fintrans/fintrans/shared/event"
+	"github.com/fintrans/fintrans/shared/event/eventtest"
 	"github.com/fintrans/fintrans/shared/money"
 )
 
@@ -345,7 +346,7 @@ func TestHostileSeedLinesAreRefused(t *testing.T) {
 
 // The ids an account may hold are accepted as they are, never altered.
 func TestOddButAllowedAccountIDsAreKept(t *testing.T) {
-	for _, id := range WorstAllowedIDs() {
+	for _, id := range eventtest.WorstAccountIDs() {
 		body, _ := json.Marshal(map[string]any{"from": id, "to": "x", "amount": 1})
 		req, err := event.FromHTTP(binaryHeaders(event.TransactionType, "w", "2017-07-23T01:06:47Z"), body, 10)
 		if err != nil || req.Items[0].Transfer.From != id {
@@ -359,15 +360,6 @@ func TestOddButAllowedAccountIDsAreKept(t *testing.T) {
 		if err != nil || req.Items[0].Transfer.From != id {
 			t.Errorf("line %q: %v %+v", line, err, req)
 		}
-	}
-}
-
-// WorstAllowedIDs are account ids at the edge of what SPEC section 2 allows.
-func WorstAllowedIDs() []string {
-	return []string{
-		"Zürich \"quoted\" 'x'", "a->b", "from:x", "to:y", "a b", "\u202eevil\u202c", "\u2028\u2029",
-		"%41%0d%0a", "\U0001F600", strings.Repeat("x", 128), strings.Repeat("é", 64), "{tag}", "\ufffd", "\u00a0x\u00a0",
-		"ł\u00a0ø",
 	}
 }
 
