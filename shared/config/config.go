@@ -75,6 +75,10 @@ type Config struct {
 	ViewerSchedule    string // VIEWER_SCHEDULE (@every 2s)
 }
 
+// ViewerTokenPlaceholder is the token of the Secret in knative/: refused,
+// so that the alert data is never served under a token anyone can read.
+const ViewerTokenPlaceholder = "replace-me-with-a-random-token"
+
 // Default returns the configuration with every default set.
 func Default() Config {
 	return Config{
@@ -186,6 +190,9 @@ func FromLookup(lookup func(string) (string, bool)) (Config, error) {
 				r.fail("VIEWER_TOKEN_FILE", fmt.Sprintf("%s is empty: an empty token would leave the viewer open", f))
 			}
 		}
+	}
+	if token == ViewerTokenPlaceholder {
+		r.fail("VIEWER_TOKEN", "is the placeholder of knative/11-viewer-token.yaml: create the secret viewer-token with a random token")
 	}
 	c.ViewerToken = token
 	c.LogFormat = r.oneOf("LOG_FORMAT", c.LogFormat, "text", "json")

@@ -98,6 +98,7 @@ func TestClockSkewTimeoutsAndViewerToken(t *testing.T) {
 		"VIEWER_TOKEN_FILE":        {"VIEWER_TOKEN_FILE": filepath.Join(dir, "missing")},
 		"VIEWER_TOKEN_FILE ":       {"VIEWER_TOKEN_FILE": empty},
 		"VIEWER_TOKEN_FILE  ":      {"VIEWER_TOKEN_FILE": file, "VIEWER_TOKEN": "abc"},
+		"VIEWER_TOKEN":             {"VIEWER_TOKEN": config.ViewerTokenPlaceholder},
 	} {
 		_, err := config.FromMap(env)
 		if err == nil || !strings.Contains(err.Error(), strings.TrimSpace(name)) {
