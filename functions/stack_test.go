@@ -276,6 +276,19 @@ func TestStackFunctions(t *testing.T) {
 			if name == "viewer" && env["VIEWER_GROUP"] == "" {
 				t.Errorf("viewer needs VIEWER_GROUP")
 			}
+			// The gateway serves every function to whoever reaches it: the
+			// viewer's alert data needs the token of an OpenFaaS secret.
+			if name == "viewer" {
+				if !slices.Equal(fn.Secrets, []string{"viewer-token"}) {
+					t.Errorf("secrets %v, want [viewer-token]", fn.Secrets)
+				}
+				if env["VIEWER_TOKEN_FILE"] != "/var/openfaas/secrets/viewer-token" {
+					t.Errorf("VIEWER_TOKEN_FILE %q, want /var/openfaas/secrets/viewer-token", env["VIEWER_TOKEN_FILE"])
+				}
+				if _, ok := env["VIEWER_TOKEN"]; ok {
+					t.Errorf("VIEWER_TOKEN set inline: the token belongs in the secret")
+				}
+			}
 			for _, secret := range fn.Secrets {
 				if !strings.Contains(strings.Join(values(env), "\n"), "/var/openfaas/secrets/"+secret) {
 					t.Errorf("secret %s is mounted but no *_FILE variable points at it", secret)

@@ -22,6 +22,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/fintrans/fintrans/shared/config"
 	"github.com/yannh/kubeconform/pkg/resource"
 	"github.com/yannh/kubeconform/pkg/validator"
 	"sigs.k8s.io/yaml"
@@ -697,6 +698,13 @@ func TestKnativeCrossReferences(t *testing.T) {
 		}
 	})
 
+	// The viewer token's placeholder is one the viewer refuses to start with.
+	for _, d := range byKind["Secret"] {
+		if d.obj.Metadata.Name == "viewer-token" && d.obj.StringData["token"] != config.ViewerTokenPlaceholder {
+			t.Errorf("%s: token %q: keep the placeholder %q the viewer refuses (the real token is created by hand)", d, d.obj.StringData["token"], config.ViewerTokenPlaceholder)
+		}
+	}
+
 	secretKeys := map[string]map[string]bool{}
 	for _, d := range byKind["Secret"] {
 		keys := map[string]bool{}
@@ -722,6 +730,9 @@ func TestKnativeCrossReferences(t *testing.T) {
 				r := e.ValueFrom.SecretKeyRef
 				if keys, ok := secretKeys[r.Name]; !ok || !keys[r.Key] {
 					t.Errorf("%s: env %s refers to secret %s key %s, not defined in knative/", d, e.Name, r.Name, r.Key)
+				}
+				if r.Optional && strings.HasPrefix(e.Name, "VIEWER_TOKEN") {
+					t.Errorf("%s: env %s must not be optional: a missing secret would leave the alert data open", d, e.Name)
 				}
 				env[e.Name] = "secret:" + r.Name + "/" + r.Key
 			case e.ValueFrom != nil:
@@ -802,6 +813,27 @@ func TestKnativeCrossReferences(t *testing.T) {
 			}
 			checkRequired(t, d, name, env)
 			servicesEnv[name] = env
+
+			// Exposure (SPEC section 6): only the viewer is public, and its
+			// alert data needs the token of a Secret defined here.
+			visibility := d.obj.Metadata.Labels["networking.knative.dev/visibility"]
+			switch name {
+			case "detect", "generator":
+				if visibility != "cluster-local" {
+					t.Errorf("%s: label networking.knative.dev/visibility %q, want cluster-local (reached only by the sources inside the cluster)", d, visibility)
+				}
+			case "viewer":
+				token, ok := env["VIEWER_TOKEN"]
+				if file, fok := env["VIEWER_TOKEN_FILE"]; fok {
+					token, ok = file, fok
+				}
+				if !ok || !strings.HasPrefix(token, "secret:") {
+					t.Errorf("%s: the public viewer needs VIEWER_TOKEN from a Secret (secretKeyRef), got %q", d, token)
+				}
+			}
+			if name != "detect" && env["MAX_CLOCK_SKEW"] != "" {
+				t.Errorf("%s: MAX_CLOCK_SKEW only matters to detect", d)
+			}
 
 			ann := s.Template.Metadata.Annotations
 			cc := s.Template.Spec.ContainerConcurrency

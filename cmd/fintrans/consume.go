@@ -20,7 +20,7 @@ func consume(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	defer closeAll()
 	ready := func(ctx context.Context) error { return c.Detector.Redis.Ping(ctx).Err() }
 	go func() {
-		if err := server.Serve(ctx, ":"+strconv.Itoa(cfg.Port), server.Mux(nil, ready), log); err != nil {
+		if err := server.Serve(ctx, ":"+strconv.Itoa(cfg.Port), server.Mux(nil, ready), server.TimeoutsFrom(cfg), log); err != nil {
 			log.Error("operational endpoints stopped", "err", err)
 		}
 	}()

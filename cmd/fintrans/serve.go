@@ -27,7 +27,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, args []stri
 		return err
 	}
 	defer f.Close()
-	return server.Serve(ctx, ":"+strconv.Itoa(cfg.Port), server.Mux(f.Handler, f.Ready), log)
+	return server.Serve(ctx, ":"+strconv.Itoa(cfg.Port), server.Mux(f.Handler, f.Ready), server.TimeoutsFrom(cfg), log)
 }
 
 // replayCmd runs a file (or stdin) of transfers through detect. With no
@@ -59,7 +59,7 @@ func replayCmd(ctx context.Context, cfg config.Config, log *slog.Logger, args []
 		return err
 	}
 	defer rdb.Close()
-	d := &detect.Detector{Store: st, Sink: sink.Func(nil), Log: log, Redis: rdb}
+	d := &detect.Detector{Store: st, Sink: sink.Func(nil), Log: log, Redis: rdb, MaxClockSkew: cfg.MaxClockSkew}
 	sum, err := replay.Run(ctx, d, in, "file://"+name, os.Stdout, os.Stderr, 500)
 	fmt.Fprintln(os.Stderr, sum)
 	return err

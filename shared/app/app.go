@@ -135,10 +135,11 @@ func Detector(ctx context.Context, cfg config.Config, log *slog.Logger) (*detect
 		return nil, nil, err
 	}
 	log.Info("detect ready", "redis", redisconn.Describe(cfg.RedisURL), "alerts_to", where,
-		"threshold", cfg.Threshold.String(), "window", cfg.WindowSize, "slide", cfg.WindowSlide, "lateness", cfg.AllowedLateness)
+		"threshold", cfg.Threshold.String(), "window", cfg.WindowSize, "slide", cfg.WindowSlide, "lateness", cfg.AllowedLateness, "max_clock_skew", cfg.MaxClockSkew)
 	closeAll := func() error { return errors.Join(sk.Close(), rdb.Close()) }
 	// Concurrent requests (and partitions) share Redis pipelines.
-	return &detect.Detector{Store: &window.Coalescer{Store: st}, Sink: sk, Log: log, Redis: rdb}, closeAll, nil
+	return &detect.Detector{Store: &window.Coalescer{Store: st}, Sink: sk, Log: log, Redis: rdb,
+		MaxClockSkew: cfg.MaxClockSkew}, closeAll, nil
 }
 
 func newDetect(ctx context.Context, cfg config.Config, log *slog.Logger) (*Function, error) {

@@ -36,10 +36,12 @@ func NewViewerFrom(ctx context.Context, cfg config.Config, log *slog.Logger, out
 		out = os.Stdout
 	}
 	v := viewer.New(cfg, cfg.KafkaBrokers, kc, out, log)
-	log.Info("viewer ready", "topic", cfg.FraudTopic, "group", cfg.ViewerGroup, "format", cfg.LogFormat)
+	// The token itself is never logged: only whether one protects the alerts.
+	log.Info("viewer ready", "topic", cfg.FraudTopic, "group", cfg.ViewerGroup, "format", cfg.LogFormat,
+		"alerts_need_token", cfg.ViewerToken != "")
 	f := &Function{
 		Name:    "viewer",
-		Handler: &viewer.Handler{Viewer: v},
+		Handler: &viewer.Handler{Viewer: v, Token: cfg.ViewerToken},
 		Ready:   v.Ready,
 		closers: []func() error{v.Close},
 	}

@@ -32,6 +32,7 @@ type Config struct {
 	AllowedLateness      time.Duration // ALLOWED_LATENESS (1h)
 	AlertMaxTransactions int           // ALERT_MAX_TRANSACTIONS (50)
 	StateTTL             time.Duration // STATE_TTL (24h): idle time after which a pair's state expires
+	MaxClockSkew         time.Duration // MAX_CLOCK_SKEW (5m): transfers dated further ahead of this clock are invalid
 
 	// Sinks and Kafka
 	KSink             string   // K_SINK: Knative sink URL for alerts (detect) or transfers (generator)
@@ -47,6 +48,15 @@ type Config struct {
 	Port         int   // PORT (8080)
 	MaxBodyBytes int64 // MAX_BODY_BYTES (1 MiB)
 	MaxBatch     int   // MAX_BATCH (1000)
+
+	// HTTP server time limits (every server fintrans starts)
+	HTTPReadHeaderTimeout time.Duration // HTTP_READ_HEADER_TIMEOUT (10s): a request's headers
+	HTTPReadTimeout       time.Duration // HTTP_READ_TIMEOUT (30s): a whole request, body included
+	HTTPWriteTimeout      time.Duration // HTTP_WRITE_TIMEOUT (60s): from the end of the headers to the end of the answer
+	HTTPIdleTimeout       time.Duration // HTTP_IDLE_TIMEOUT (2m): an idle keep-alive connection
+
+	// Viewer
+	ViewerToken string // VIEWER_TOKEN or the file named by VIEWER_TOKEN_FILE: required to read alert data (empty: open)
 
 	// Logs
 	LogFormat string // LOG_FORMAT: text or json
@@ -65,34 +75,43 @@ type Config struct {
 	ViewerSchedule    string // VIEWER_SCHEDULE (@every 2s)
 }
 
+// ViewerTokenPlaceholder is the token of the Secret in knative/: refused,
+// so that the alert data is never served under a token anyone can read.
+const ViewerTokenPlaceholder = "replace-me-with-a-random-token"
+
 // Default returns the configuration with every default set.
 func Default() Config {
 	return Config{
-		Threshold:            money.Cents(10000_00),
-		WindowSize:           10 * time.Minute,
-		WindowSlide:          2 * time.Minute,
-		AllowedLateness:      time.Hour,
-		AlertMaxTransactions: 50,
-		StateTTL:             24 * time.Hour,
-		KafkaVersion:         "2.8.0",
-		TransactionsTopic:    "transactions",
-		FraudTopic:           "fraud",
-		DLQTopic:             "transactions.dlq",
-		ConsumerGroup:        "fintrans-detect",
-		ViewerGroup:          "fintrans-viewer",
-		Port:                 8080,
-		MaxBodyBytes:         1 << 20,
-		MaxBatch:             1000,
-		LogFormat:            "text",
-		LogLevel:             "info",
-		GeneratorAccounts:    10,
-		GeneratorTransfers:   100,
-		GeneratorMinAmount:   money.Cents(1_00),
-		GeneratorMaxAmount:   money.Cents(10000_00),
-		GeneratorFraudRate:   0.05,
-		GeneratorFormat:      "cloudevents",
-		GeneratorSchedule:    "@every 1s",
-		ViewerSchedule:       "@every 2s",
+		Threshold:             money.Cents(10000_00),
+		WindowSize:            10 * time.Minute,
+		WindowSlide:           2 * time.Minute,
+		AllowedLateness:       time.Hour,
+		AlertMaxTransactions:  50,
+		StateTTL:              24 * time.Hour,
+		MaxClockSkew:          5 * time.Minute,
+		KafkaVersion:          "2.8.0",
+		TransactionsTopic:     "transactions",
+		FraudTopic:            "fraud",
+		DLQTopic:              "transactions.dlq",
+		ConsumerGroup:         "fintrans-detect",
+		ViewerGroup:           "fintrans-viewer",
+		Port:                  8080,
+		MaxBodyBytes:          1 << 20,
+		MaxBatch:              1000,
+		HTTPReadHeaderTimeout: 10 * time.Second,
+		HTTPReadTimeout:       30 * time.Second,
+		HTTPWriteTimeout:      60 * time.Second,
+		HTTPIdleTimeout:       2 * time.Minute,
+		LogFormat:             "text",
+		LogLevel:              "info",
+		GeneratorAccounts:     10,
+		GeneratorTransfers:    100,
+		GeneratorMinAmount:    money.Cents(1_00),
+		GeneratorMaxAmount:    money.Cents(10000_00),
+		GeneratorFraudRate:    0.05,
+		GeneratorFormat:       "cloudevents",
+		GeneratorSchedule:     "@every 1s",
+		ViewerSchedule:        "@every 2s",
 	}
 }
 
@@ -132,6 +151,7 @@ func FromLookup(lookup func(string) (string, bool)) (Config, error) {
 	c.AllowedLateness = r.durationZeroOK("ALLOWED_LATENESS", c.AllowedLateness)
 	c.AlertMaxTransactions = r.integer("ALERT_MAX_TRANSACTIONS", c.AlertMaxTransactions, 0, 10000)
 	c.StateTTL = r.duration("STATE_TTL", c.StateTTL)
+	c.MaxClockSkew = r.duration("MAX_CLOCK_SKEW", c.MaxClockSkew)
 
 	c.KSink = r.str("K_SINK", "")
 	if b := r.str("KAFKA_BROKERS", ""); b != "" {
@@ -151,6 +171,30 @@ func FromLookup(lookup func(string) (string, bool)) (Config, error) {
 	c.Port = r.integer("PORT", c.Port, 1, 65535)
 	c.MaxBodyBytes = int64(r.integer("MAX_BODY_BYTES", int(c.MaxBodyBytes), 1024, 1<<30))
 	c.MaxBatch = r.integer("MAX_BATCH", c.MaxBatch, 1, 100000)
+	c.HTTPReadHeaderTimeout = r.duration("HTTP_READ_HEADER_TIMEOUT", c.HTTPReadHeaderTimeout)
+	c.HTTPReadTimeout = r.duration("HTTP_READ_TIMEOUT", c.HTTPReadTimeout)
+	c.HTTPWriteTimeout = r.duration("HTTP_WRITE_TIMEOUT", c.HTTPWriteTimeout)
+	c.HTTPIdleTimeout = r.duration("HTTP_IDLE_TIMEOUT", c.HTTPIdleTimeout)
+
+	token := r.str("VIEWER_TOKEN", "")
+	if f := r.str("VIEWER_TOKEN_FILE", ""); f != "" {
+		b, err := os.ReadFile(f)
+		switch {
+		case err != nil:
+			r.fail("VIEWER_TOKEN_FILE", fmt.Sprintf("cannot read %s: %v", f, err))
+		case token != "":
+			r.fail("VIEWER_TOKEN_FILE", "set VIEWER_TOKEN or VIEWER_TOKEN_FILE, not both")
+		default:
+			token = strings.TrimRight(string(b), "\r\n")
+			if token == "" {
+				r.fail("VIEWER_TOKEN_FILE", fmt.Sprintf("%s is empty: an empty token would leave the viewer open", f))
+			}
+		}
+	}
+	if token == ViewerTokenPlaceholder {
+		r.fail("VIEWER_TOKEN", "is the placeholder of knative/11-viewer-token.yaml: create the secret viewer-token with a random token")
+	}
+	c.ViewerToken = token
 	c.LogFormat = r.oneOf("LOG_FORMAT", c.LogFormat, "text", "json")
 	c.LogLevel = r.oneOf("LOG_LEVEL", c.LogLevel, "debug", "info", "warn", "error")
 
@@ -173,6 +217,9 @@ func FromLookup(lookup func(string) (string, bool)) (Config, error) {
 		}
 		if c.StateTTL < c.AllowedLateness+c.WindowSize {
 			r.fail("STATE_TTL", fmt.Sprintf("%s is shorter than ALLOWED_LATENESS + WINDOW_SIZE (%s)", c.StateTTL, c.AllowedLateness+c.WindowSize))
+		}
+		if c.HTTPReadHeaderTimeout > c.HTTPReadTimeout {
+			r.fail("HTTP_READ_HEADER_TIMEOUT", fmt.Sprintf("%s is longer than HTTP_READ_TIMEOUT %s", c.HTTPReadHeaderTimeout, c.HTTPReadTimeout))
 		}
 		if c.GeneratorMinAmount > c.GeneratorMaxAmount {
 			r.fail("GENERATOR_MIN_AMOUNT", "is greater than GENERATOR_MAX_AMOUNT")

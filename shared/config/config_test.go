@@ -66,3 +66,46 @@ func TestInvalidValuesNameTheVariable(t *testing.T) {
 		})
 	}
 }
+
+func TestClockSkewTimeoutsAndViewerToken(t *testing.T) {
+	c, err := config.FromMap(nil)
+	if err != nil || c.MaxClockSkew != 5*time.Minute || c.HTTPReadHeaderTimeout != 10*time.Second || c.HTTPReadTimeout != 30*time.Second ||
+		c.HTTPWriteTimeout != 60*time.Second || c.HTTPIdleTimeout != 2*time.Minute || c.ViewerToken != "" {
+		t.Fatalf("defaults: %v %+v", err, c)
+	}
+	dir := t.TempDir()
+	file := filepath.Join(dir, "viewer-token")
+	if err := os.WriteFile(file, []byte("tok3n\r\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err = config.FromMap(map[string]string{"MAX_CLOCK_SKEW": "30s", "HTTP_READ_HEADER_TIMEOUT": "2s", "HTTP_READ_TIMEOUT": "5s",
+		"HTTP_WRITE_TIMEOUT": "7s", "HTTP_IDLE_TIMEOUT": "9s", "VIEWER_TOKEN_FILE": file})
+	if err != nil || c.MaxClockSkew != 30*time.Second || c.HTTPReadHeaderTimeout != 2*time.Second || c.HTTPReadTimeout != 5*time.Second ||
+		c.HTTPWriteTimeout != 7*time.Second || c.HTTPIdleTimeout != 9*time.Second || c.ViewerToken != "tok3n" {
+		t.Fatalf("values: %v %+v", err, c)
+	}
+	if c, err = config.FromMap(map[string]string{"VIEWER_TOKEN": "abc"}); err != nil || c.ViewerToken != "abc" {
+		t.Fatalf("VIEWER_TOKEN: %v %q", err, c.ViewerToken)
+	}
+	empty := filepath.Join(dir, "empty")
+	if err := os.WriteFile(empty, []byte("\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for name, env := range map[string]map[string]string{
+		"MAX_CLOCK_SKEW":           {"MAX_CLOCK_SKEW": "0s"},
+		"HTTP_READ_TIMEOUT":        {"HTTP_READ_TIMEOUT": "soon"},
+		"HTTP_READ_HEADER_TIMEOUT": {"HTTP_READ_HEADER_TIMEOUT": "1m", "HTTP_READ_TIMEOUT": "30s"},
+		"VIEWER_TOKEN_FILE":        {"VIEWER_TOKEN_FILE": filepath.Join(dir, "missing")},
+		"VIEWER_TOKEN_FILE ":       {"VIEWER_TOKEN_FILE": empty},
+		"VIEWER_TOKEN_FILE  ":      {"VIEWER_TOKEN_FILE": file, "VIEWER_TOKEN": "abc"},
+		"VIEWER_TOKEN":             {"VIEWER_TOKEN": config.ViewerTokenPlaceholder},
+	} {
+		_, err := config.FromMap(env)
+		if err == nil || !strings.Contains(err.Error(), strings.TrimSpace(name)) {
+			t.Errorf("%v: error %v does not name %s", env, err, strings.TrimSpace(name))
+		}
+		if err != nil && strings.Contains(err.Error(), "tok3n") {
+			t.Errorf("the token appears in an error: %v", err)
+		}
+	}
+}

@@ -50,6 +50,29 @@ type Detector struct {
 	Sink  sink.Sink
 	Log   *slog.Logger
 	Redis redis.UniversalClient // for readiness checks; may be nil
+
+	// MaxClockSkew is how far ahead of Now a transfer may be dated
+	// (MAX_CLOCK_SKEW); one dated further is refused as invalid and changes
+	// nothing, so no transfer from the future can make its pair's later
+	// transfers late. Zero means DefaultMaxClockSkew.
+	MaxClockSkew time.Duration
+	Now          func() time.Time // the function's clock; nil: time.Now
+}
+
+// DefaultMaxClockSkew is MAX_CLOCK_SKEW's default.
+const DefaultMaxClockSkew = 5 * time.Minute
+
+// future is the reason a transfer dated too far ahead is refused, or "".
+func (d *Detector) future(t event.Transfer, now time.Time) string {
+	skew := d.MaxClockSkew
+	if skew <= 0 {
+		skew = DefaultMaxClockSkew
+	}
+	if !t.Time.After(now.Add(skew)) {
+		return ""
+	}
+	return fmt.Sprintf("time %s is more than %s ahead of this function's clock (MAX_CLOCK_SKEW): a transfer cannot come from the future",
+		t.Time.Format(time.RFC3339Nano), skew)
 }
 
 // FaultError is a server-side failure (Redis or the sink): retry later.
@@ -75,8 +98,20 @@ func (d *Detector) Process(ctx context.Context, items []event.Item) (Processed, 
 	p := Processed{Results: make([]Result, len(items))}
 	var valid []event.Transfer
 	var at []int
+	now := time.Now
+	if d.Now != nil {
+		now = d.Now
+	}
+	nowT := now()
 	for i, it := range items {
 		r := Result{Ref: it.Ref, Source: it.Transfer.Source, ID: it.Transfer.ID}
+		if it.Err == nil {
+			if reason := d.future(it.Transfer, nowT); reason != "" {
+				it.Err = &event.InputError{Reason: reason}
+				d.logger().Warn("transfer from the future refused", "source", it.Transfer.Source, "id", it.Transfer.ID,
+					"time", it.Transfer.Time, "pair", event.Subject(it.Transfer.From, it.Transfer.To))
+			}
+		}
 		if it.Err != nil {
 			r.Status, r.Reason = Invalid, it.Err.Error()
 			metrics.Transfers.WithLabelValues(Invalid).Inc()

@@ -79,6 +79,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		server.Error(w, http.StatusServiceUnavailable, err.Error())
 		return
 	}
+	if !req.Batch && len(p.Results) == 1 && p.Results[0].Status == Invalid {
+		// Refused after decoding (dated too far ahead): the same 400 as any
+		// other bad input.
+		h.Detector.logger().Info("refused bad input", "reason", p.Results[0].Reason)
+		server.Error(w, http.StatusBadRequest, p.Results[0].Reason)
+		return
+	}
 	a := Answer{Results: p.Results, Alerts: []AlertBrief{}}
 	for _, res := range p.Results {
 		switch res.Status {

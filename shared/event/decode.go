@@ -296,8 +296,11 @@ func (w *binaryAttrs) plain() bool {
 	return true
 }
 
-// fromPlain decodes a body of seed lines. A line posted without any id gets
-// one from its content, so that a retried post is recognised as a duplicate.
+// fromPlain decodes a body of seed lines. A line has no id of its own: it
+// gets one from its content and its occurrence in the body (the first
+// "line-<hash>", the n-th identical one "line-<hash>-<n>"), so identical
+// lines in one body are separate transfers and a retried post is recognised
+// as duplicates.
 func fromPlain(h http.Header, body []byte, maxBatch int) (Request, error) {
 	if ct := h.Get("Content-Type"); ct != "" {
 		mt, _, _ := mime.ParseMediaType(ct)
@@ -308,7 +311,7 @@ func fromPlain(h http.Header, body []byte, maxBatch int) (Request, error) {
 	}
 	var lines []string
 	for _, l := range strings.Split(string(body), "\n") {
-		if l = strings.TrimSpace(l); l != "" {
+		if l = TrimLine(l); l != "" {
 			lines = append(lines, l)
 		}
 	}
@@ -321,11 +324,14 @@ func fromPlain(h http.Header, body []byte, maxBatch int) (Request, error) {
 		return Request{Batch: true}, err
 	}
 	r := Request{Batch: len(lines) > 1, Items: make([]Item, len(lines))}
+	var seen map[string]int // occurrences of each line so far (bodies of more than one line)
+	if len(lines) > 1 {
+		seen = make(map[string]int, len(lines))
+	}
 	for i, l := range lines {
 		t, err := ParseLine(l)
 		if err == nil {
-			sum := sha256.Sum256([]byte(l))
-			t.Source, t.ID = HTTPLineSource, "line-"+hex.EncodeToString(sum[:12])
+			t.Source, t.ID = HTTPLineSource, LineID(l, occurrence(seen, l))
 			err = t.Validate()
 		}
 		r.Items[i] = Item{Ref: "line " + strconv.Itoa(i+1), Transfer: t, Err: err}
@@ -334,6 +340,26 @@ func fromPlain(h http.Header, body []byte, maxBatch int) (Request, error) {
 		return r, r.Items[0].Err
 	}
 	return r, nil
+}
+
+func occurrence(seen map[string]int, line string) int {
+	if seen == nil {
+		return 1
+	}
+	seen[line]++
+	return seen[line]
+}
+
+// LineID is the id of the n-th occurrence (from 1) of a seed line (trimmed)
+// in one body: the same for the same line at the same occurrence, whatever
+// the body holds besides, so a redelivered body counts nothing twice.
+func LineID(line string, n int) string {
+	sum := sha256.Sum256([]byte(line))
+	id := "line-" + hex.EncodeToString(sum[:12])
+	if n > 1 {
+		id += "-" + strconv.Itoa(n)
+	}
+	return id
 }
 
 // FromCloudEvent turns a CloudEvent into a transfer. An io.fintrans.transaction
@@ -391,6 +417,11 @@ func transferData(a attrs) (Transfer, error) {
 	if from, to, amount, ok := fastTransferJSON(a.data); ok {
 		return Transfer{Time: a.time.UTC(), From: from, To: to, Amount: amount}, nil
 	}
+	// The fast path takes only plain, valid, duplicate-free data; anything
+	// else is checked for what encoding/json would repair or resolve.
+	if err := checkStrictJSON(a.data); err != nil {
+		return Transfer{}, err
+	}
 	var d transferJSON
 	if err := json.Unmarshal(a.data, &d); err != nil {
 		return Transfer{}, bad("data is not a transfer {\"from\",\"to\",\"amount\"}: %s", dataError(err))
@@ -407,8 +438,11 @@ func transferData(a attrs) (Transfer, error) {
 }
 
 func lineData(a attrs) (Transfer, error) {
-	data := bytes.TrimSpace(a.data)
+	data := bytes.Trim(a.data, lineSpace)
 	if len(data) > 0 && data[0] == '"' {
+		if err := checkStrictJSON(data); err != nil {
+			return Transfer{}, err
+		}
 		var s string
 		if json.Unmarshal(data, &s) == nil {
 			data = []byte(s)
@@ -461,13 +495,13 @@ func dataError(err error) string {
 // in RFC 3339 ("2017-07-23T01:06:47Z") or the seed's RFC 850 form
 // ("Sunday, 23-Jul-17 01:06:47 UTC").
 func ParseLine(line string) (Transfer, error) {
-	line = strings.TrimSpace(line)
+	line = TrimLine(line)
 	parts := strings.Split(line, ";")
 	if len(parts) != 4 {
 		return Transfer{}, bad("line %q is not time;from;to;amount", clip(line))
 	}
 	for i := range parts {
-		parts[i] = strings.TrimSpace(parts[i])
+		parts[i] = TrimLine(parts[i])
 	}
 	ts, err := ParseTime(parts[0])
 	if err != nil {
@@ -479,6 +513,14 @@ func ParseLine(line string) (Transfer, error) {
 	}
 	return Transfer{Time: ts, From: parts[1], To: parts[2], Amount: amt}, nil
 }
+
+// lineSpace is the white space trimmed around seed lines and their fields:
+// ASCII only, so that no character an account id may hold (U+00A0, U+2028)
+// is cut off, and no control character (U+0085) is silently dropped.
+const lineSpace = " \t\r\n\v\f"
+
+// TrimLine trims ASCII white space around a seed line or field.
+func TrimLine(s string) string { return strings.Trim(s, lineSpace) }
 
 // ParseTime reads RFC 3339 or the seed's RFC 850 time.
 func ParseTime(s string) (time.Time, error) {

@@ -1,6 +1,7 @@
 package event_test
 
 import (
+	"encoding/json"
 	"errors"
 	"net/http"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"github.com/IBM/sarama"
 
 	"github.com/fintrans/fintrans/shared/event"
+	"github.com/fintrans/fintrans/shared/event/eventtest"
 	"github.com/fintrans/fintrans/shared/money"
 )
 
@@ -229,5 +231,165 @@ func TestAlertRoundTrip(t *testing.T) {
 	var ie *event.InputError
 	if _, err := event.AlertFromCloudEvent(event.Alert{}.CloudEvent()); !errors.As(err, &ie) {
 		t.Fatalf("empty alert accepted: %v", err)
+	}
+}
+
+// hostileData are transfer data (or seed lines) that must be refused on every
+// path, with the words the reason must hold.
+var hostileData = []struct {
+	name, data, reason string
+}{
+	{"C0 control in an id", `{"from":"a\u0001b","to":"c","amount":1}`, "control character U+0001"},
+	{"NUL in an id", `{"from":"a\u0000","to":"c","amount":1}`, "control character U+0000"},
+	{"CR LF in an id", `{"from":"a\r\nb","to":"c","amount":1}`, "control character U+000D"},
+	{"DEL in an id", "{\"from\":\"a\x7fb\",\"to\":\"c\",\"amount\":1}", "control character U+007F"},
+	{"C1 control in an id", `{"from":"a","to":"c\u0085","amount":1}`, "control character U+0085"},
+	{"C1 control as raw UTF-8", "{\"from\":\"a\",\"to\":\"c\xc2\x9f\",\"amount\":1}", "control character U+009F"},
+	{"invalid UTF-8 in an id", "{\"from\":\"a\xff\",\"to\":\"c\",\"amount\":1}", "not valid UTF-8"},
+	{"invalid UTF-8 in an escaped id", "{\"from\":\"\\\"a\xc3\",\"to\":\"c\",\"amount\":1}", "not valid UTF-8"},
+	{"invalid UTF-8 in another key", "{\"from\":\"a\",\"to\":\"c\",\"amount\":1,\"x\xfe\":1}", "not valid UTF-8"},
+	{"lone high surrogate", `{"from":"a\ud800","to":"c","amount":1}`, `\ud800`},
+	{"lone low surrogate", `{"from":"a","to":"\udc00c","amount":1}`, `\udc00`},
+	{"reversed surrogates", `{"from":"\udc00\ud800","to":"c","amount":1}`, `\udc00`},
+	{"duplicate amount", `{"from":"a","to":"c","amount":1,"amount":20000}`, `key "amount" twice`},
+	{"duplicate from, fast path form", `{"from":"a","from":"b","to":"c","amount":1}`, `key "from" twice`},
+	{"duplicate by escape", `{"from":"a","to":"c","amount":1,"\u0061mount":20000}`, `key "amount" twice`},
+	{"duplicate by case", `{"from":"a","to":"c","amount":1,"AMOUNT":20000}`, `key "amount" twice (as "AMOUNT")`},
+	{"duplicate in a nested object", `{"from":"a","to":"c","amount":1,"x":{"k":1,"k":2}}`, `key "k" twice`},
+	{"129-byte id", `{"from":"` + strings.Repeat("é", 64) + `x","to":"c","amount":1}`, "longer than 128 bytes"},
+}
+
+// Every decoding path refuses the hostile data with its reason: binary mode
+// (fast path and full), structured mode, a batch, a Kafka record and the
+// kafka-connector's form.
+func TestHostileDataIsRefusedOnEveryPath(t *testing.T) {
+	for _, tc := range hostileData {
+		t.Run(tc.name, func(t *testing.T) {
+			check := func(path string, it event.Item) {
+				t.Helper()
+				if it.Err == nil {
+					t.Fatalf("%s: accepted as %+v", path, it.Transfer)
+				}
+				if !event.IsInputError(it.Err) || !strings.Contains(it.Err.Error(), tc.reason) || strings.Contains(it.Err.Error(), "\n") {
+					t.Errorf("%s: reason %q does not say %q on one line", path, it.Err, tc.reason)
+				}
+			}
+			one := func(path string, h http.Header, body string) {
+				t.Helper()
+				req, err := event.FromHTTP(h, []byte(body), 10)
+				if len(req.Items) != 1 {
+					t.Fatalf("%s: %v %+v", path, err, req)
+				}
+				check(path, req.Items[0])
+			}
+			one("binary", binaryHeaders(event.TransactionType, "h1", "2017-07-23T01:06:47Z"), tc.data)
+			// An extension the fast binary path does not know sends it the full way.
+			full := binaryHeaders(event.TransactionType, "h1", "2017-07-23T01:06:47Z")
+			full.Set("Ce-Other", "x")
+			one("binary, full decoding", full, tc.data)
+			env := `{"specversion":"1.0","type":"io.fintrans.transaction","id":"h2","source":"/s","time":"2017-07-23T01:06:47Z","datacontenttype":"application/json","data":` + tc.data + `}`
+			one("structured", structured(event.StructuredContentType), env)
+			req, err := event.FromHTTP(structured(event.BatchContentType), []byte("["+env+"]"), 10)
+			if err != nil || len(req.Items) != 1 {
+				t.Fatalf("batch: %v %+v", err, req)
+			}
+			check("batch", req.Items[0])
+			cm := &sarama.ConsumerMessage{Topic: "transactions", Value: []byte(tc.data), Headers: []*sarama.RecordHeader{
+				{Key: []byte("ce_specversion"), Value: []byte("1.0")}, {Key: []byte("ce_type"), Value: []byte(event.TransactionType)},
+				{Key: []byte("ce_id"), Value: []byte("k")}, {Key: []byte("ce_source"), Value: []byte("/g")},
+				{Key: []byte("ce_time"), Value: []byte("2017-07-23T01:06:47Z")}, {Key: []byte("content-type"), Value: []byte("application/json")}}}
+			check("kafka record", event.FromKafka(cm))
+			h := http.Header{}
+			for k, v := range map[string]string{"X-Topic": "transactions", "X-Kafka-Partition": "0", "X-Kafka-Offset": "1",
+				"X-Kafka-Ce_specversion": "1.0", "X-Kafka-Ce_type": event.TransactionType, "X-Kafka-Ce_id": "c",
+				"X-Kafka-Ce_source": "/g", "X-Kafka-Ce_time": "2017-07-23T01:06:47Z", "X-Kafka-Content-Type": "application/json"} {
+				h.Set(k, v)
+			}
+			one("kafka-connector", h, tc.data)
+		})
+	}
+}
+
+// Seed lines carry the same checks on account ids: as a plain body, as the
+// data of another CloudEvent type (raw and as a JSON string) and as a Kafka
+// record.
+func TestHostileSeedLinesAreRefused(t *testing.T) {
+	cases := []struct{ name, line, quoted, reason string }{
+		{"C0 control", "2017-07-23T01:06:47Z;a\x01b;c;1", `"2017-07-23T01:06:47Z;a\u0001b;c;1"`, "control character U+0001"},
+		{"NUL", "2017-07-23T01:06:47Z;a\x00;c;1", `"2017-07-23T01:06:47Z;a\u0000;c;1"`, "control character U+0000"},
+		{"DEL", "2017-07-23T01:06:47Z;a;c\x7f;1", `"2017-07-23T01:06:47Z;a;c\u007f;1"`, "control character U+007F"},
+		{"C1", "2017-07-23T01:06:47Z;a;c\u0085;1", `"2017-07-23T01:06:47Z;a;c\u0085;1"`, "control character U+0085"},
+		{"invalid UTF-8", "2017-07-23T01:06:47Z;a\xff;c;1", "\"2017-07-23T01:06:47Z;a\xff;c;1\"", "not valid UTF-8"},
+		{"lone surrogate", "", `"2017-07-23T01:06:47Z;a\udfff;c;1"`, `\udfff`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			check := func(path string, it event.Item) {
+				t.Helper()
+				if it.Err == nil || !strings.Contains(it.Err.Error(), tc.reason) || strings.Contains(it.Err.Error(), "\n") {
+					t.Errorf("%s: %+v: the reason does not say %q on one line", path, it, tc.reason)
+				}
+			}
+			if tc.line != "" {
+				req, _ := event.FromHTTP(structured("text/plain"), []byte(tc.line), 10)
+				check("plain body", req.Items[0])
+				req, _ = event.FromHTTP(binaryHeaders("dev.knative.kafka.event", "k", ""), []byte(tc.line), 10)
+				check("knative kafka event, raw", req.Items[0])
+				check("kafka record", event.FromKafka(&sarama.ConsumerMessage{Topic: "transactions", Value: []byte(tc.line)}))
+			}
+			env := `{"specversion":"1.0","type":"dev.knative.kafka.event","id":"q","source":"/k","data":` + tc.quoted + `}`
+			req, _ := event.FromHTTP(structured(event.StructuredContentType), []byte(env), 10)
+			check("knative kafka event, JSON string", req.Items[0])
+		})
+	}
+}
+
+// The ids an account may hold are accepted as they are, never altered.
+func TestOddButAllowedAccountIDsAreKept(t *testing.T) {
+	for _, id := range eventtest.WorstAccountIDs() {
+		body, _ := json.Marshal(map[string]any{"from": id, "to": "x", "amount": 1})
+		req, err := event.FromHTTP(binaryHeaders(event.TransactionType, "w", "2017-07-23T01:06:47Z"), body, 10)
+		if err != nil || req.Items[0].Transfer.From != id {
+			t.Errorf("%q: %v %+v", id, err, req)
+		}
+		line := "2017-07-23T01:06:47Z;" + id + ";x;1"
+		if strings.Contains(id, ";") || event.TrimLine(id) != id {
+			continue // not expressible as a seed line field
+		}
+		req, err = event.FromHTTP(structured("text/plain"), []byte(line), 10)
+		if err != nil || req.Items[0].Transfer.From != id {
+			t.Errorf("line %q: %v %+v", line, err, req)
+		}
+	}
+}
+
+// Identical seed lines in one body are separate transfers; the same body
+// posted again carries the same ids.
+func TestIdenticalSeedLinesAreSeparateTransfers(t *testing.T) {
+	body := "2017-07-23T01:06:47Z;66;26;7810\n2017-07-23T01:06:47Z;66;26;7810\n2017-07-23T01:07:00Z;66;26;1\n 2017-07-23T01:06:47Z;66;26;7810 \n"
+	a, err := event.FromHTTP(structured("text/plain"), []byte(body), 10)
+	if err != nil || len(a.Items) != 4 {
+		t.Fatalf("%v %+v", err, a)
+	}
+	ids := map[string]bool{}
+	for _, it := range a.Items {
+		if it.Err != nil {
+			t.Fatal(it.Err)
+		}
+		ids[it.Transfer.ID] = true
+	}
+	if len(ids) != 4 {
+		t.Fatalf("ids %v: identical lines collapsed", ids)
+	}
+	b, _ := event.FromHTTP(structured("text/plain"), []byte(body), 10)
+	for i := range a.Items {
+		if a.Items[i].Transfer.ID != b.Items[i].Transfer.ID {
+			t.Fatalf("line %d: the same body carries id %s then %s", i+1, a.Items[i].Transfer.ID, b.Items[i].Transfer.ID)
+		}
+	}
+	// The first occurrence keeps the id a single line gets.
+	single, _ := event.FromHTTP(structured("text/plain"), []byte("2017-07-23T01:06:47Z;66;26;7810"), 10)
+	if single.Items[0].Transfer.ID != a.Items[0].Transfer.ID || a.Items[1].Transfer.ID != event.LineID("2017-07-23T01:06:47Z;66;26;7810", 2) {
+		t.Fatalf("ids %s %s %s", single.Items[0].Transfer.ID, a.Items[0].Transfer.ID, a.Items[1].Transfer.ID)
 	}
 }

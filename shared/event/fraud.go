@@ -64,7 +64,15 @@ func (a Alert) CloudEvent() ce.Event {
 	e.SetType(FraudType)
 	e.SetSource(DetectSource)
 	e.SetTime(a.Time.UTC())
-	e.SetSubject(Subject(a.From, a.To))
+	// Set the subject as it is: SetSubject trims white space, and account
+	// ids may begin or end with characters Unicode counts as space (U+00A0,
+	// U+2028), which would make the subject name another pair.
+	subject := Subject(a.From, a.To)
+	if ec, ok := e.Context.(*ce.EventContextV1); ok {
+		ec.Subject = &subject
+	} else {
+		e.SetSubject(subject)
+	}
 	e.SetExtension(PartitionKey, PairKey(a.From, a.To))
 	a.WindowStart, a.WindowEnd = a.WindowStart.UTC(), a.WindowEnd.UTC()
 	if a.Transactions == nil {

@@ -30,6 +30,8 @@ func FuzzFromHTTP(f *testing.F) {
 	f.Add(event.BatchContentType, "", "", []byte(`[{"specversion":"1.0","type":"dev.knative.kafka.event","id":"k","source":"/k","data":"2017-07-23T01:06:47Z;1;2;3"}]`))
 	f.Add("text/plain", "", "", []byte("2017-07-23T01:06:47Z;66;26;7810\nSunday, 23-Jul-17 01:06:47 UTC;1;2;0.01"))
 	f.Add("", "dev.knative.kafka.event", "", []byte("2017-07-23T01:06:47Z;66;26;7810"))
+	f.Add("application/json", event.TransactionType, "2017-07-23T01:06:47Z", []byte(`{"from":"a","to":"b","amount":1,"amount":2}`))
+	f.Add("text/plain", "", "", []byte("2017-07-23T01:06:47Z;a;b;1\n2017-07-23T01:06:47Z;a;b;1"))
 	f.Fuzz(func(t *testing.T, contentType, ceType, ceTime string, body []byte) {
 		h := http.Header{}
 		if contentType != "" {
@@ -52,6 +54,24 @@ func FuzzFromHTTP(f *testing.F) {
 			t.Fatalf("%d items beyond the batch limit", len(req.Items))
 		}
 		checkItems(t, req.Items)
+		// Seed lines of one body never share an id (identical lines are
+		// separate transfers), and the same body gives the same ids again.
+		seen := map[string]bool{}
+		for _, it := range req.Items {
+			if it.Err != nil || it.Transfer.Source != event.HTTPLineSource {
+				continue
+			}
+			if seen[it.Transfer.ID] {
+				t.Fatalf("two seed lines of one body share the id %s", it.Transfer.ID)
+			}
+			seen[it.Transfer.ID] = true
+		}
+		again, _ := event.FromHTTP(h, body, 50)
+		for i := range req.Items {
+			if i < len(again.Items) && req.Items[i].Transfer.ID != again.Items[i].Transfer.ID {
+				t.Fatalf("item %d: id %q, then %q for the same body", i, req.Items[i].Transfer.ID, again.Items[i].Transfer.ID)
+			}
+		}
 	})
 }
 

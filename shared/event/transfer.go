@@ -43,7 +43,7 @@ type Transfer struct {
 	Source string      // CloudEvent source
 	ID     string      // CloudEvent id; (Source, ID) identifies the transfer
 	Time   time.Time   // event time, UTC
-	From   string      // account ids: 1..128 bytes of UTF-8
+	From   string      // account ids: 1..128 bytes of UTF-8, no control character
 	To     string      //
 	Amount money.Cents // > 0
 }
@@ -92,6 +92,9 @@ func (t Transfer) Validate() error {
 	return nil
 }
 
+// checkAccount holds an account id to SPEC section 2: 1 to 128 bytes of
+// valid UTF-8 without control characters (C0, DEL, C1). Invalid UTF-8 is
+// refused, never repaired (two different ids must never merge into one).
 func checkAccount(field, a string) error {
 	switch {
 	case a == "":
@@ -99,9 +102,20 @@ func checkAccount(field, a string) error {
 	case len(a) > MaxAccountBytes:
 		return bad("%s is longer than %d bytes", field, MaxAccountBytes)
 	case !utf8.ValidString(a):
-		return bad("%s is not valid UTF-8", field)
+		return bad("%s is not valid UTF-8 (refused, never repaired)", field)
+	}
+	for i, r := range a {
+		if IsControl(r) {
+			return bad("%s holds the control character U+%04X at byte %d: account ids may not hold control characters", field, r, i)
+		}
 	}
 	return nil
+}
+
+// IsControl reports whether r is a control character an account id may not
+// hold: C0 (U+0000-U+001F), DEL (U+007F) or C1 (U+0080-U+009F).
+func IsControl(r rune) bool {
+	return r < 0x20 || (r >= 0x7f && r <= 0x9f)
 }
 
 func checkTime(t time.Time) error {

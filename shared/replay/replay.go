@@ -5,7 +5,6 @@ package replay
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -80,7 +79,7 @@ func Run(ctx context.Context, d *detect.Detector, r io.Reader, source string, ou
 	n := 0
 	for sc.Scan() {
 		n++
-		line := bytes.TrimSpace(sc.Bytes())
+		line := []byte(event.TrimLine(sc.Text()))
 		if len(line) == 0 || line[0] == '#' {
 			continue
 		}

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/fintrans/fintrans/shared/config"
 )
 
 // ReadyFunc reports whether the function can serve (Redis and Kafka reachable).
@@ -57,14 +59,44 @@ func Error(w http.ResponseWriter, status int, reason string) {
 	JSON(w, status, map[string]string{"error": reason})
 }
 
-// Serve runs h on addr until ctx ends, then shuts down gracefully.
-func Serve(ctx context.Context, addr string, h http.Handler, log *slog.Logger) error {
-	srv := &http.Server{
-		Addr:              addr,
-		Handler:           h,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
+// Timeouts bound every phase of a request in time (SPEC section 6), so slow
+// clients cannot hold connections: the headers (ReadHeader), the whole
+// request with its body (Read), the answer (Write, from the end of the
+// headers) and an idle keep-alive connection (Idle).
+type Timeouts struct {
+	ReadHeader, Read, Write, Idle time.Duration
+}
+
+// TimeoutsFrom takes the HTTP_* time limits of the configuration.
+func TimeoutsFrom(cfg config.Config) Timeouts {
+	return Timeouts{ReadHeader: cfg.HTTPReadHeaderTimeout, Read: cfg.HTTPReadTimeout,
+		Write: cfg.HTTPWriteTimeout, Idle: cfg.HTTPIdleTimeout}
+}
+
+// NewHTTPServer is the http.Server of every fintrans process: h with every
+// time limit set (a zero field of t takes the configuration's default).
+func NewHTTPServer(h http.Handler, t Timeouts) *http.Server {
+	d := TimeoutsFrom(config.Default())
+	pick := func(v, def time.Duration) time.Duration {
+		if v > 0 {
+			return v
+		}
+		return def
 	}
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: pick(t.ReadHeader, d.ReadHeader),
+		ReadTimeout:       pick(t.Read, d.Read),
+		WriteTimeout:      pick(t.Write, d.Write),
+		IdleTimeout:       pick(t.Idle, d.Idle),
+		MaxHeaderBytes:    64 << 10,
+	}
+}
+
+// Serve runs h on addr until ctx ends, then shuts down gracefully.
+func Serve(ctx context.Context, addr string, h http.Handler, t Timeouts, log *slog.Logger) error {
+	srv := NewHTTPServer(h, t)
+	srv.Addr = addr
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return err

@@ -3,7 +3,10 @@ package server_test
 import (
 	"bufio"
 	"context"
+	"errors"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -14,6 +17,7 @@ import (
 
 	ce "github.com/cloudevents/sdk-go/v2/event"
 
+	"github.com/fintrans/fintrans/shared/config"
 	"github.com/fintrans/fintrans/shared/detect"
 	"github.com/fintrans/fintrans/shared/event"
 	"github.com/fintrans/fintrans/shared/money"
@@ -168,5 +172,117 @@ func TestMetricsAndProbes(t *testing.T) {
 			t.Fatalf("/readyz after Redis came back: %d %s", code, body)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// slowServer runs NewHTTPServer (the server every fintrans process runs)
+// with short limits, behind a handler that reads the whole body.
+func slowServer(t *testing.T, to server.Timeouts) string {
+	t.Helper()
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, err := io.ReadAll(r.Body); err != nil {
+			server.Error(w, http.StatusBadRequest, "cannot read body")
+			return
+		}
+		server.JSON(w, http.StatusOK, map[string]string{"status": "read"})
+	})
+	srv := server.NewHTTPServer(h, to)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return ln.Addr().String()
+}
+
+// closedWithin reports whether the server closes conn within d (reading
+// whatever it answers before).
+func closedWithin(t *testing.T, conn net.Conn, d time.Duration) (bool, string) {
+	t.Helper()
+	conn.SetReadDeadline(time.Now().Add(d))
+	b, err := io.ReadAll(conn)
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return false, string(b)
+	}
+	return true, string(b)
+}
+
+// Slow clients cannot hold connections (SPEC section 6): headers sent a
+// byte at a time, a body sent a byte at a time, and an idle keep-alive
+// connection are each cut off at their limit.
+func TestServerTimeoutsCutSlowClients(t *testing.T) {
+	to := server.Timeouts{ReadHeader: 300 * time.Millisecond, Read: 700 * time.Millisecond, Write: 2 * time.Second, Idle: 500 * time.Millisecond}
+	addr := slowServer(t, to)
+	dial := func() net.Conn {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	trickle := func(c net.Conn, s string, every time.Duration) {
+		go func() {
+			for i := 0; i < len(s); i++ {
+				if _, err := c.Write([]byte{s[i]}); err != nil {
+					return
+				}
+				time.Sleep(every)
+			}
+		}()
+	}
+
+	t.Run("headers", func(t *testing.T) {
+		c := dial()
+		start := time.Now()
+		trickle(c, "POST / HTTP/1.1\r\nHost: x\r\nX-Slow: "+strings.Repeat("a", 100)+"\r\n\r\n", 100*time.Millisecond)
+		if closed, _ := closedWithin(t, c, 5*time.Second); !closed {
+			t.Fatal("a client sending its headers a byte every 100 ms still holds the connection after 5 s")
+		}
+		if d := time.Since(start); d > 3*time.Second {
+			t.Fatalf("cut off after %s", d)
+		}
+	})
+	t.Run("body", func(t *testing.T) {
+		c := dial()
+		start := time.Now()
+		fmt.Fprintf(c, "POST / HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: 100\r\n\r\n")
+		trickle(c, strings.Repeat("b", 100), 100*time.Millisecond) // 10 s for the whole body
+		closed, answer := closedWithin(t, c, 5*time.Second)
+		if !closed {
+			t.Fatal("a client sending its body a byte every 100 ms still holds the connection after 5 s")
+		}
+		if strings.Contains(answer, `"read"`) {
+			t.Fatalf("the slow body was read to its end: %q", answer)
+		}
+		if d := time.Since(start); d > 3*time.Second {
+			t.Fatalf("cut off after %s", d)
+		}
+	})
+	t.Run("idle", func(t *testing.T) {
+		c := dial()
+		fmt.Fprintf(c, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nok")
+		start := time.Now()
+		closed, answer := closedWithin(t, c, 5*time.Second)
+		if !closed || !strings.Contains(answer, `"read"`) {
+			t.Fatalf("idle keep-alive connection: closed %v, answer %q", closed, answer)
+		}
+		if d := time.Since(start); d > 3*time.Second {
+			t.Fatalf("idle connection closed after %s", d)
+		}
+	})
+}
+
+// Every limit is set on the server, from the configuration's defaults when
+// none is given.
+func TestNewHTTPServerSetsEveryLimit(t *testing.T) {
+	cfg := config.Default()
+	for _, srv := range []*http.Server{server.NewHTTPServer(nil, server.Timeouts{}), server.NewHTTPServer(nil, server.TimeoutsFrom(cfg))} {
+		if srv.ReadHeaderTimeout != cfg.HTTPReadHeaderTimeout || srv.ReadTimeout != cfg.HTTPReadTimeout ||
+			srv.WriteTimeout != cfg.HTTPWriteTimeout || srv.IdleTimeout != cfg.HTTPIdleTimeout || srv.ReadHeaderTimeout <= 0 {
+			t.Errorf("limits %v %v %v %v", srv.ReadHeaderTimeout, srv.ReadTimeout, srv.WriteTimeout, srv.IdleTimeout)
+		}
 	}
 }

@@ -35,8 +35,18 @@ type Func func(ctx context.Context, events []ce.Event) error
 func (f Func) Send(ctx context.Context, events []ce.Event) error { return f(ctx, events) }
 func (f Func) Close() error                                      { return nil }
 
-// HTTP posts each event in binary mode to a URL: a Knative KafkaSink answers
-// 202 once the record is in Kafka. Any answer outside 2xx is an error.
+// HTTP posts each event in structured mode (application/cloudevents+json)
+// to a URL: a Knative KafkaSink answers 202 once the record is in Kafka. Any
+// answer outside 2xx is an error.
+//
+// Structured, not binary: in binary mode the attributes travel as HTTP
+// headers, and an alert's subject and partitionkey hold account ids, which
+// may hold any character but controls (SPEC section 2). The SDK writes header
+// values raw, where the CloudEvents HTTP binding wants them percent-encoded:
+// a receiver that decodes them would turn an id holding "%0d%0a" into CR LF,
+// and one that reads headers as ISO-8859-1 would garble non-ASCII ids. In a
+// JSON body every id travels exactly, so no account id can block or alter an
+// alert's delivery.
 type HTTP struct {
 	client      cloudevents.Client
 	target      string
@@ -99,7 +109,8 @@ func (h *HTTP) Send(ctx context.Context, events []ce.Event) error {
 }
 
 func (h *HTTP) sendOne(ctx context.Context, e ce.Event) error {
-	res := h.client.Send(cloudevents.ContextWithRetriesExponentialBackoff(ctx, 50*time.Millisecond, 2), e)
+	ctx = binding.WithForceStructured(cloudevents.ContextWithRetriesExponentialBackoff(ctx, 50*time.Millisecond, 2))
+	res := h.client.Send(ctx, e)
 	if cloudevents.IsUndelivered(res) {
 		return fmt.Errorf("sink %s: event %s undelivered: %w", h.name, e.ID(), res)
 	}

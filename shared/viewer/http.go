@@ -1,6 +1,8 @@
 package viewer
 
 import (
+	"crypto/sha256"
+	"crypto/subtle"
 	"html/template"
 	"io"
 	"net/http"
@@ -23,6 +25,34 @@ import (
 //   - any other method gets 405 (Allow: GET, POST).
 type Handler struct {
 	Viewer *Viewer
+	// Token (VIEWER_TOKEN), when set, is required to read alert data (GET,
+	// HEAD): "Authorization: Bearer <token>", or HTTP Basic with the token as
+	// password (any user name), so a browser can ask for it. Otherwise 401
+	// with a Basic challenge. A tick (POST) needs none: PingSources and
+	// cron-connectors send no credentials, and its answer is a count.
+	Token string
+}
+
+// Realm is the realm of the viewer's Basic challenge.
+const Realm = "fintrans viewer"
+
+// authorized reports whether r carries the token. Both sides are hashed
+// before the constant-time comparison, so neither the token's content nor
+// its length shows in the time an answer takes.
+func (h *Handler) authorized(r *http.Request) bool {
+	if h.Token == "" {
+		return true
+	}
+	var given string
+	if scheme, cred, ok := strings.Cut(r.Header.Get("Authorization"), " "); ok && strings.EqualFold(scheme, "Bearer") {
+		given = strings.TrimSpace(cred)
+	} else if _, pass, ok := r.BasicAuth(); ok {
+		given = pass
+	} else {
+		return false
+	}
+	want, got := sha256.Sum256([]byte(h.Token)), sha256.Sum256([]byte(given))
+	return subtle.ConstantTimeCompare(want[:], got[:]) == 1
 }
 
 // DrainAnswer is the answer to a tick.
@@ -50,6 +80,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		server.JSON(w, http.StatusOK, DrainAnswer{Printed: n})
 	case http.MethodGet, http.MethodHead:
+		if !h.authorized(r) {
+			w.Header().Set("WWW-Authenticate", `Basic realm="`+Realm+`", charset="UTF-8"`)
+			server.Error(w, http.StatusUnauthorized, "credentials required: send Authorization: Bearer <VIEWER_TOKEN>, or HTTP Basic with the token as password")
+			return
+		}
 		recent := h.Viewer.Recent()
 		if prefersHTML(r.Header.Get("Accept")) {
 			w.Header().Set("Content-Type", "text/html; charset=utf-8")

@@ -20,6 +20,12 @@ import (
 // allowed lateness), and amounts uniform in [1, 900] dollars: a full 10-minute
 // window of a pair holds about 20 transfers and $9000, so a share of windows
 // goes over $10000 and fires, as a realistic mix of quiet and alerting pairs.
+// streamSkew is the MAX_CLOCK_SKEW of the detectors the synthetic stream
+// feeds: its event time starts an hour back and runs ahead of the wall clock
+// as fast as the stages apply it (30 s of event time per pair count of
+// transfers), so it is allowed to be dated any time ahead.
+const streamSkew = 100 * 365 * 24 * time.Hour
+
 const (
 	pairInterval = 30 * time.Second
 	jitter       = 10 * time.Second

@@ -146,7 +146,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, opts Option
 		return p, fmt.Errorf("listening on %s (set PORT to use another port): %w", opts.Listen, err)
 	}
 	p.Addr = ln.Addr().String()
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	srv := server.NewHTTPServer(mux, server.TimeoutsFrom(cfg))
 	p.wg.Add(1)
 	go func() {
 		defer p.wg.Done()

@@ -3,11 +3,14 @@ package viewer_test
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -462,5 +465,93 @@ func TestWiring(t *testing.T) {
 	}
 	if c := strings.Count(out.Take(), "Detected Fraud"); c != 1 {
 		t.Errorf("printed %d alerts, want 1", c)
+	}
+}
+
+// With VIEWER_TOKEN_FILE set, the alert data (JSON and HTML) needs the token
+// as a Bearer token or as the password of HTTP Basic; anything else gets 401
+// with a Basic challenge and no alert data. A tick needs none. The token
+// never appears in the logs.
+func TestViewerTokenProtectsAlertData(t *testing.T) {
+	const token = "s3cret-viewer-token"
+	file := filepath.Join(t.TempDir(), "viewer-token")
+	if err := os.WriteFile(file, []byte(token+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := newRig(t, "text")
+	r.send(t, alert("acct-66", "26", base, 7810_00, 2000_00, 190_01))
+	cfg, err := config.FromMap(map[string]string{"KAFKA_BROKERS": strings.Join(r.k.Brokers, ","), "VIEWER_TOKEN_FILE": file,
+		"VIEWER_GROUP": "token-viewer", "LOG_LEVEL": "debug"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &syncBuffer{}
+	v, err := app.NewViewerFrom(context.Background(), cfg, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.Close()
+	do := func(method string, header map[string]string) *httptest.ResponseRecorder {
+		req := httptest.NewRequest(method, "/", nil)
+		for k, val := range header {
+			req.Header.Set(k, val)
+		}
+		rec := httptest.NewRecorder()
+		v.Handler.ServeHTTP(rec, req)
+		return rec
+	}
+	// A tick (PingSource, cron-connector) needs no credentials.
+	if rec := do(http.MethodPost, nil); rec.Code != 200 || strings.TrimSpace(rec.Body.String()) != `{"printed":1}` {
+		t.Fatalf("tick: %d %s", rec.Code, rec.Body)
+	}
+	basic := func(user, pass string) string {
+		return "Basic " + base64.StdEncoding.EncodeToString([]byte(user+":"+pass))
+	}
+	html := "text/html,application/xhtml+xml;q=0.9,*/*;q=0.8"
+	for name, h := range map[string]map[string]string{
+		"no credentials":           nil,
+		"no credentials, HTML":     {"Accept": html},
+		"wrong bearer":             {"Authorization": "Bearer nope"},
+		"bearer prefix":            {"Authorization": "Bearer s3cret"},
+		"bearer longer":            {"Authorization": "Bearer " + token + "x"},
+		"wrong basic password":     {"Authorization": basic("viewer", "nope")},
+		"token as basic user":      {"Authorization": basic(token, "")},
+		"empty bearer":             {"Authorization": "Bearer "},
+		"token without scheme":     {"Authorization": token},
+		"HEAD without credentials": nil,
+	} {
+		method := http.MethodGet
+		if strings.HasPrefix(name, "HEAD") {
+			method = http.MethodHead
+		}
+		rec := do(method, h)
+		if rec.Code != http.StatusUnauthorized || rec.Header().Get("WWW-Authenticate") != `Basic realm="fintrans viewer", charset="UTF-8"` {
+			t.Errorf("%s: %d %v", name, rec.Code, rec.Header())
+		}
+		if strings.Contains(rec.Body.String(), "acct-66") || strings.Contains(rec.Body.String(), "7810") {
+			t.Errorf("%s: alert data in a 401: %s", name, rec.Body)
+		}
+	}
+	for name, h := range map[string]map[string]string{
+		"bearer":              {"Authorization": "Bearer " + token},
+		"bearer, lower case":  {"Authorization": "bearer " + token},
+		"basic, any user":     {"Authorization": basic("anyone", token)},
+		"basic, empty user":   {"Authorization": basic("", token)},
+		"basic, HTML browser": {"Authorization": basic("me", token), "Accept": html},
+	} {
+		rec := do(http.MethodGet, h)
+		if rec.Code != 200 || !strings.Contains(rec.Body.String(), "acct-66") {
+			t.Errorf("%s: %d %s", name, rec.Code, rec.Body)
+		}
+	}
+	if strings.Contains(logs.Take(), token) {
+		t.Error("the viewer token appears in the logs")
+	}
+	// Without a token the local run's viewer is open.
+	open := &viewer.Handler{Viewer: v.Viewer}
+	rec := httptest.NewRecorder()
+	open.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/", nil))
+	if rec.Code != 200 || !strings.Contains(rec.Body.String(), "acct-66") {
+		t.Errorf("no token: %d %s", rec.Code, rec.Body)
 	}
 }
