@@ -9,8 +9,9 @@ import (
 )
 
 // Redis is an in-process Redis (miniredis) on a free loopback port. It is the
-// zero-install default of the local binary only: tests of fintrans's Lua
-// script run against a real redis-server.
+// zero-install default of the local binary (`fintrans run`, `fintrans
+// replay`) when REDIS_URL is unset. The window script's tests run on it as
+// well as on real redis-server processes, with the same results.
 //
 // Differences from a real Redis that matter to fintrans:
 //   - TTLs follow the wall clock, advanced by a background pass (by default
@@ -21,7 +22,14 @@ import (
 //     large database, every 100 times its own duration (at most 1% of a
 //     core); a key expires at most that late.
 //   - Lua runs on gopher-lua (Lua 5.1 like Redis) with base, table, string,
-//     math and cjson; the bit, struct and cmsgpack libraries are missing.
+//     math and cjson; the bit, struct and cmsgpack libraries are missing,
+//     and a few functions differ (string.match without a match, tonumber,
+//     numbers printed as strings, ZSCORE's format): the header of
+//     shared/window/window.lua lists them and how the script avoids them.
+//   - Every script call starts a fresh Lua state (the compiled script is
+//     cached) and every redis.call goes through RESP encoding and parsing:
+//     the window script costs several times what it costs in Redis (the
+//     README's Performance section has the figures).
 //   - Data lives in memory only and is lost on Close.
 type Redis struct {
 	// URL is a go-redis URL for the server, e.g. redis://127.0.0.1:40123/0.
