@@ -8,9 +8,10 @@ import (
 	"github.com/fintrans/fintrans/shared/embedded"
 )
 
-// StartEmbedded starts the embedded Redis exactly as `fintrans run` and
-// `fintrans replay` start it without REDIS_URL (package embedded: miniredis,
-// whose Lua is gopher-lua), and returns a client for it. Both are closed when
+// StartEmbedded starts miniredis (whose Lua is gopher-lua) exactly as
+// `fintrans run` and `fintrans replay` start it without REDIS_URL when no
+// redis-server is on PATH or EMBEDDED_REDIS=miniredis (embedded.StartRedis),
+// and returns a client for it. Both are closed when
 // the test ends. It needs no redis-server: tests of the window script run on
 // it beside a real redis-server, and must get the same results.
 func StartEmbedded(t testing.TB) *redis.Client {

@@ -151,8 +151,9 @@ func flush(t *testing.T, rdb redis.UniversalClient) {
 }
 
 // engines are the Redis servers the script runs on: a real redis-server,
-// and the embedded Redis of `fintrans run` and `fintrans replay` without
-// REDIS_URL (miniredis, whose Lua is gopher-lua, not Redis's Lua 5.1). The
+// and miniredis (whose Lua is gopher-lua, not Redis's Lua 5.1), the embedded
+// Redis of `fintrans run` and `fintrans replay` without REDIS_URL when no
+// redis-server is on PATH. The
 // script is one for both and must give the same results on both.
 var engines = []struct {
 	name  string
