@@ -78,23 +78,36 @@ type Redis struct {
 // minExpiryInterval is the shortest time between two expiry passes.
 const minExpiryInterval = 10 * time.Millisecond
 
-// Start starts the embedded Redis of engine (Auto, RedisServer or
-// Miniredis; "" means Auto) on 127.0.0.1 and a free port.
-func Start(ctx context.Context, engine string) (*Redis, error) {
+// Resolve tells which engine Start(engine) runs (RedisServer or Miniredis)
+// and, for RedisServer, the redis-server executable from PATH.
+func Resolve(engine string) (string, string, error) {
 	bin, lookErr := exec.LookPath(redisproc.DefaultBinary)
 	switch engine {
 	case Miniredis:
-		return StartRedis()
+		return Miniredis, "", nil
 	case "", Auto:
 		if lookErr != nil {
-			return StartRedis()
+			return Miniredis, "", nil
 		}
 	case RedisServer:
 		if lookErr != nil {
-			return nil, fmt.Errorf("embedded redis: EMBEDDED_REDIS=%s but %w (install redis-server, or use %s)", RedisServer, lookErr, Miniredis)
+			return "", "", fmt.Errorf("embedded redis: EMBEDDED_REDIS=%s but %w (install redis-server, or use %s)", RedisServer, lookErr, Miniredis)
 		}
 	default:
-		return nil, fmt.Errorf("embedded redis: unknown engine %q (want one of %v)", engine, Engines)
+		return "", "", fmt.Errorf("embedded redis: unknown engine %q (want one of %v)", engine, Engines)
+	}
+	return RedisServer, bin, nil
+}
+
+// Start starts the embedded Redis of engine (Auto, RedisServer or
+// Miniredis; "" means Auto) on 127.0.0.1 and a free port.
+func Start(ctx context.Context, engine string) (*Redis, error) {
+	engine, bin, err := Resolve(engine)
+	if err != nil {
+		return nil, err
+	}
+	if engine == Miniredis {
+		return StartRedis()
 	}
 	p, err := redisproc.Start(ctx, redisproc.Options{Binary: bin})
 	if err != nil {
