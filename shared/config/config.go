@@ -24,6 +24,10 @@ type Config struct {
 	RedisCluster      bool   // REDIS_CLUSTER: force cluster mode for a single seed address
 	RedisPoolSize     int    // REDIS_POOL_SIZE (0: go-redis default)
 	RedisPasswordFrom string // where the password came from (for logs; never the password)
+	// EMBEDDED_REDIS: what `fintrans run` and `fintrans replay` start when
+	// REDIS_URL is unset: auto (a redis-server from PATH if there is one,
+	// else miniredis), redis-server or miniredis
+	EmbeddedRedis string
 
 	// Detection
 	Threshold            money.Cents   // FRAUD_THRESHOLD (10000)
@@ -82,6 +86,7 @@ const ViewerTokenPlaceholder = "replace-me-with-a-random-token"
 // Default returns the configuration with every default set.
 func Default() Config {
 	return Config{
+		EmbeddedRedis:         "auto",
 		Threshold:             money.Cents(10000_00),
 		WindowSize:            10 * time.Minute,
 		WindowSlide:           2 * time.Minute,
@@ -131,6 +136,7 @@ func FromLookup(lookup func(string) (string, bool)) (Config, error) {
 	c.RedisCAFile = r.str("REDIS_CA_FILE", "")
 	c.RedisCluster = r.boolean("REDIS_CLUSTER", false)
 	c.RedisPoolSize = r.integer("REDIS_POOL_SIZE", 0, 0, 10000)
+	c.EmbeddedRedis = r.oneOf("EMBEDDED_REDIS", c.EmbeddedRedis, "auto", "redis-server", "miniredis")
 	c.RedisPassword = r.str("REDIS_PASSWORD", "")
 	if c.RedisPassword != "" {
 		c.RedisPasswordFrom = "REDIS_PASSWORD"

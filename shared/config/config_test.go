@@ -17,7 +17,7 @@ func TestDefaults(t *testing.T) {
 	}
 	if c.Threshold != 10000_00 || c.WindowSize != 10*time.Minute || c.WindowSlide != 2*time.Minute ||
 		c.AllowedLateness != time.Hour || c.FraudTopic != "fraud" || c.TransactionsTopic != "transactions" ||
-		c.DLQTopic != "transactions.dlq" || c.Port != 8080 || c.GeneratorAccounts != 10 {
+		c.DLQTopic != "transactions.dlq" || c.Port != 8080 || c.GeneratorAccounts != 10 || c.EmbeddedRedis != "auto" {
 		t.Fatalf("defaults: %+v", c)
 	}
 }
@@ -31,12 +31,14 @@ func TestValues(t *testing.T) {
 	c, err := config.FromMap(map[string]string{
 		"FRAUD_THRESHOLD": "2500.50", "WINDOW_SIZE": "1h", "WINDOW_SLIDE": "15m", "ALLOWED_LATENESS": "0s",
 		"KAFKA_BROKERS": " a:9092, b:9092 ,", "REDIS_PASSWORD_FILE": secret, "LOG_FORMAT": "JSON",
+		"EMBEDDED_REDIS": "MiniRedis",
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if c.Threshold != 2500_50 || c.WindowSize != time.Hour || c.WindowSlide != 15*time.Minute || c.AllowedLateness != 0 ||
-		len(c.KafkaBrokers) != 2 || c.KafkaBrokers[1] != "b:9092" || c.RedisPassword != "s3cret" || c.LogFormat != "json" {
+		len(c.KafkaBrokers) != 2 || c.KafkaBrokers[1] != "b:9092" || c.RedisPassword != "s3cret" || c.LogFormat != "json" ||
+		c.EmbeddedRedis != "miniredis" {
 		t.Fatalf("%+v", c)
 	}
 }
@@ -56,6 +58,7 @@ func TestInvalidValuesNameTheVariable(t *testing.T) {
 		"GENERATOR_FRAUD_RATE":   {"GENERATOR_FRAUD_RATE": "1.5"},
 		"GENERATOR_MIN_AMOUNT":   {"GENERATOR_MIN_AMOUNT": "500", "GENERATOR_MAX_AMOUNT": "100"},
 		"GENERATOR_FORMAT":       {"GENERATOR_FORMAT": "csv"},
+		"EMBEDDED_REDIS":         {"EMBEDDED_REDIS": "keydb"},
 	}
 	for name, env := range cases {
 		t.Run(name, func(t *testing.T) {

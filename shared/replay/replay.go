@@ -9,12 +9,16 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"strconv"
 	"strings"
 
 	ce "github.com/cloudevents/sdk-go/v2/event"
 
+	"github.com/fintrans/fintrans/shared/app"
+	"github.com/fintrans/fintrans/shared/config"
 	"github.com/fintrans/fintrans/shared/detect"
+	"github.com/fintrans/fintrans/shared/embedded"
 	"github.com/fintrans/fintrans/shared/event"
 	"github.com/fintrans/fintrans/shared/sink"
 )
@@ -27,6 +31,28 @@ type Summary struct {
 func (s Summary) String() string {
 	return fmt.Sprintf("replayed %d lines: %d counted, %d duplicate, %d late, %d invalid; %d alerts",
 		s.Lines, s.Counted, s.Duplicate, s.Late, s.Invalid, s.Alerts)
+}
+
+// Batch is how many lines `fintrans replay` hands detect at a time.
+const Batch = 500
+
+// FromConfig is `fintrans replay`: it runs the lines of in (named name)
+// through detect on the Redis of cfg, or on the embedded Redis of
+// cfg.EmbeddedRedis, started here and stopped at the end, when REDIS_URL is
+// unset.
+func FromConfig(ctx context.Context, cfg config.Config, log *slog.Logger, in io.Reader, name string, out, errw io.Writer) (Summary, error) {
+	stop, err := embedded.ForConfig(ctx, &cfg, log)
+	if err != nil {
+		return Summary{}, err
+	}
+	defer stop()
+	st, rdb, err := app.Store(ctx, cfg, log)
+	if err != nil {
+		return Summary{}, err
+	}
+	defer rdb.Close()
+	d := &detect.Detector{Store: st, Sink: sink.Func(nil), Log: log, Redis: rdb, MaxClockSkew: cfg.MaxClockSkew}
+	return Run(ctx, d, in, "file://"+name, out, errw, Batch)
 }
 
 // Run reads transfers from r (seed lines "time;from;to;amount", or one

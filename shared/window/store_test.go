@@ -150,6 +150,26 @@ func flush(t *testing.T, rdb redis.UniversalClient) {
 	}
 }
 
+// engines are the Redis servers the script runs on: a real redis-server,
+// and miniredis (whose Lua is gopher-lua, not Redis's Lua 5.1), the embedded
+// Redis of `fintrans run` and `fintrans replay` without REDIS_URL when no
+// redis-server is on PATH. The
+// script is one for both and must give the same results on both.
+var engines = []struct {
+	name  string
+	start func(t testing.TB) *redis.Client
+}{
+	{"redis-server", func(t testing.TB) *redis.Client { return redistest.Start(t).Client(t) }},
+	{"embedded", redistest.StartEmbedded},
+}
+
+// onEngines runs test once per engine, each on a fresh server.
+func onEngines(t *testing.T, test func(t *testing.T, rdb *redis.Client)) {
+	for _, e := range engines {
+		t.Run(e.name, func(t *testing.T) { test(t, e.start(t)) })
+	}
+}
+
 var weirdAccounts = []string{"66", "26", "a:b", "{x}", "}{", "with space", "Zürich", "東京", "{", "a.b", "x}:h", "ÿ"}
 var plainAccounts = []string{"1", "2", "3", "4", "5", "6"}
 
@@ -164,6 +184,8 @@ func scenarios(t *testing.T, rdb redis.UniversalClient) {
 		prepare  func(rng *rand.Rand, ts []event.Transfer) []event.Transfer
 		workers  int
 		batch    int // transfers per Apply (default 1 to 64 at random)
+		// check runs after the reference comparison
+		check func(t *testing.T, rdb redis.UniversalClient, s *window.Store, ts []event.Transfer)
 	}{
 		{name: "in order", accounts: plainAccounts, n: 3000, span: 3 * time.Hour, maxCents: 4000_00},
 		// Batches larger than one script call, spread over more buckets than
@@ -190,6 +212,12 @@ func scenarios(t *testing.T, rdb redis.UniversalClient) {
 				rng.Shuffle(len(ts), func(i, j int) { ts[i], ts[j] = ts[j], ts[i] })
 				return ts
 			}},
+		// Many pairs over three days, in order: a pair's next transfer
+		// often comes hours after its last, so the script prunes old
+		// buckets, both bucket by bucket (up to 64 behind) and by listing
+		// the hash's fields (further behind).
+		{name: "many accounts, long gaps", accounts: manyAccounts, n: 8000, span: 72 * time.Hour, maxCents: 9500_00,
+			check: pruned},
 	}
 	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -237,13 +265,98 @@ func scenarios(t *testing.T, rdb redis.UniversalClient) {
 				}
 			}
 			c.check(t, want)
+			if tc.check != nil {
+				tc.check(t, rdb, s, ts)
+			}
 		})
 	}
+}
+
+var manyAccounts = func() []string {
+	a := make([]string, 30)
+	for i := range a {
+		a[i] = "acct-" + strconv.Itoa(i)
+	}
+	return a
+}()
+
+// pruned checks each pair's state against its transfers: the lowest bucket
+// kept (lo) is the one the newest transfer can still reach, the hash holds
+// a total for exactly the buckets used from lo on, and no total, alert or
+// evidence field below lo; and that buckets were pruned at all.
+func pruned(t *testing.T, rdb redis.UniversalClient, s *window.Store, ts []event.Transfer) {
+	t.Helper()
+	ctx := context.Background()
+	cfg := s.Config()
+	g := gcd(cfg.Size.Milliseconds(), cfg.Slide.Milliseconds())
+	newest := map[[2]string]int64{}
+	buckets := map[[2]string]map[int64]bool{}
+	for _, tr := range ts {
+		p, ms := [2]string{tr.From, tr.To}, tr.Time.UnixMilli()
+		if buckets[p] == nil {
+			buckets[p] = map[int64]bool{}
+		}
+		buckets[p][floorDiv(ms, g)] = true
+		newest[p] = max(newest[p], ms)
+	}
+	gone := 0
+	for p, used := range buckets {
+		h, err := rdb.HGetAll(ctx, s.Keys(p[0], p[1])[0]).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		lo := floorDiv(newest[p]-cfg.Lateness.Milliseconds()-cfg.Size.Milliseconds(), g)
+		if h["lo"] != strconv.FormatInt(lo, 10) {
+			t.Errorf("pair %v: lo %q, want %d", p, h["lo"], lo)
+		}
+		for f := range h {
+			if !strings.ContainsRune("vae", rune(f[0])) {
+				continue
+			}
+			b, err := strconv.ParseInt(f[1:], 10, 64)
+			if err != nil || b < lo {
+				t.Errorf("pair %v: field %s left below lo %d", p, f, lo)
+			}
+			if f[0] == 'v' && !used[b] {
+				t.Errorf("pair %v: total of bucket %d, which no transfer used", p, b)
+			}
+		}
+		for b := range used {
+			if b < lo {
+				gone++
+			} else if _, ok := h["v"+strconv.FormatInt(b, 10)]; !ok {
+				t.Errorf("pair %v: total of bucket %d missing", p, b)
+			}
+		}
+	}
+	if gone == 0 {
+		t.Error("no bucket was pruned: the stream does not test pruning")
+	}
+}
+
+func gcd(a, b int64) int64 {
+	for b != 0 {
+		a, b = b, a%b
+	}
+	return a
+}
+
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if a%b != 0 && (a < 0) != (b < 0) {
+		q--
+	}
+	return q
 }
 
 func TestWindowsMatchReference(t *testing.T) {
 	srv := redistest.Start(t)
 	scenarios(t, srv.Client(t))
+}
+
+// The embedded Redis (miniredis) runs the same script with the same results.
+func TestWindowsMatchReferenceOnEmbedded(t *testing.T) {
+	scenarios(t, redistest.StartEmbedded(t))
 }
 
 func TestWindowsMatchReferenceOnCluster(t *testing.T) {
@@ -293,257 +406,288 @@ func applyOne(t *testing.T, s *window.Store, tr event.Transfer) window.Outcome {
 }
 
 func TestThresholdIsStrictToTheCent(t *testing.T) {
-	rdb := redistest.Start(t).Client(t)
-	s := newStore(t, rdb, defaultCfg)
-	// base is 01:00, a multiple of 2 minutes: windows start at 00:52 .. 01:00.
-	if o := applyOne(t, s, tx("a1", at(0), "A", "B", 6000_00)); len(o.Alerts) != 0 {
-		t.Fatal("alert below threshold")
-	}
-	if o := applyOne(t, s, tx("a2", at(time.Minute), "A", "B", 4000_00)); len(o.Alerts) != 0 || o.Status != window.Counted {
-		t.Fatalf("exactly 10000.00 must not alert: %+v", o)
-	}
-	o := applyOne(t, s, tx("a3", at(90*time.Second), "A", "B", 1))
-	if len(o.Alerts) != 5 {
-		t.Fatalf("10000.01 in five shared windows: want 5 alerts, got %d", len(o.Alerts))
-	}
-	for _, a := range o.Alerts {
-		if a.Total != 10000_01 || a.Count != 3 || !a.Time.Equal(at(90*time.Second)) || a.Truncated {
-			t.Errorf("alert %s: total %s count %d time %s truncated %v", a.WindowStart, a.Total, a.Count, a.Time, a.Truncated)
+	onEngines(t, func(t *testing.T, rdb *redis.Client) {
+		s := newStore(t, rdb, defaultCfg)
+		// base is 01:00, a multiple of 2 minutes: windows start at 00:52 .. 01:00.
+		if o := applyOne(t, s, tx("a1", at(0), "A", "B", 6000_00)); len(o.Alerts) != 0 {
+			t.Fatal("alert below threshold")
 		}
-		if len(a.Transactions) != 3 || a.Transactions[0].ID != "a1" || a.Transactions[2].ID != "a3" {
-			t.Errorf("evidence %+v, want a1, a2, a3 oldest first", a.Transactions)
+		if o := applyOne(t, s, tx("a2", at(time.Minute), "A", "B", 4000_00)); len(o.Alerts) != 0 || o.Status != window.Counted {
+			t.Fatalf("exactly 10000.00 must not alert: %+v", o)
 		}
-	}
-	// The same pair reversed is another pair.
-	if o := applyOne(t, s, tx("b1", at(0), "B", "A", 10000_01)); len(o.Alerts) != 5 {
-		t.Fatalf("reverse pair: %d alerts", len(o.Alerts))
-	}
+		o := applyOne(t, s, tx("a3", at(90*time.Second), "A", "B", 1))
+		if len(o.Alerts) != 5 {
+			t.Fatalf("10000.01 in five shared windows: want 5 alerts, got %d", len(o.Alerts))
+		}
+		for _, a := range o.Alerts {
+			if a.Total != 10000_01 || a.Count != 3 || !a.Time.Equal(at(90*time.Second)) || a.Truncated {
+				t.Errorf("alert %s: total %s count %d time %s truncated %v", a.WindowStart, a.Total, a.Count, a.Time, a.Truncated)
+			}
+			if len(a.Transactions) != 3 || a.Transactions[0].ID != "a1" || a.Transactions[2].ID != "a3" {
+				t.Errorf("evidence %+v, want a1, a2, a3 oldest first", a.Transactions)
+			}
+		}
+		// The same pair reversed is another pair.
+		if o := applyOne(t, s, tx("b1", at(0), "B", "A", 10000_01)); len(o.Alerts) != 5 {
+			t.Fatalf("reverse pair: %d alerts", len(o.Alerts))
+		}
+	})
 }
 
 func TestWindowBoundaries(t *testing.T) {
-	rdb := redistest.Start(t).Client(t)
-	s := newStore(t, rdb, defaultCfg)
-	// 6000 at 01:00:00.000 (windows 00:52..01:00) and 6000 at 01:09:59.999
-	// (windows 01:00..01:08): they share only [01:00, 01:10).
-	applyOne(t, s, tx("x1", at(0), "A", "B", 6000_00))
-	o := applyOne(t, s, tx("x2", at(10*time.Minute-time.Millisecond), "A", "B", 6000_00))
-	if len(o.Alerts) != 1 || !o.Alerts[0].WindowStart.Equal(at(0)) || !o.Alerts[0].WindowEnd.Equal(at(10*time.Minute)) {
-		t.Fatalf("want one alert for [01:00, 01:10), got %+v", o.Alerts)
-	}
-	// 01:10:00.000 is outside [01:00, 01:10) but inside [01:02, 01:12) with x2.
-	o = applyOne(t, s, tx("x3", at(10*time.Minute), "A", "B", 4000_01))
-	var starts []time.Time
-	for _, a := range o.Alerts {
-		starts = append(starts, a.WindowStart)
-	}
-	if len(o.Alerts) != 4 {
-		t.Fatalf("want alerts for windows 01:02..01:08, got %v", starts)
-	}
-	for _, a := range o.Alerts {
-		if a.WindowStart.Before(at(2*time.Minute)) || a.WindowStart.After(at(8*time.Minute)) {
-			t.Errorf("unexpected window %s", a.WindowStart)
+	onEngines(t, func(t *testing.T, rdb *redis.Client) {
+		s := newStore(t, rdb, defaultCfg)
+		// 6000 at 01:00:00.000 (windows 00:52..01:00) and 6000 at 01:09:59.999
+		// (windows 01:00..01:08): they share only [01:00, 01:10).
+		applyOne(t, s, tx("x1", at(0), "A", "B", 6000_00))
+		o := applyOne(t, s, tx("x2", at(10*time.Minute-time.Millisecond), "A", "B", 6000_00))
+		if len(o.Alerts) != 1 || !o.Alerts[0].WindowStart.Equal(at(0)) || !o.Alerts[0].WindowEnd.Equal(at(10*time.Minute)) {
+			t.Fatalf("want one alert for [01:00, 01:10), got %+v", o.Alerts)
 		}
-	}
+		// 01:10:00.000 is outside [01:00, 01:10) but inside [01:02, 01:12) with x2.
+		o = applyOne(t, s, tx("x3", at(10*time.Minute), "A", "B", 4000_01))
+		var starts []time.Time
+		for _, a := range o.Alerts {
+			starts = append(starts, a.WindowStart)
+		}
+		if len(o.Alerts) != 4 {
+			t.Fatalf("want alerts for windows 01:02..01:08, got %v", starts)
+		}
+		for _, a := range o.Alerts {
+			if a.WindowStart.Before(at(2*time.Minute)) || a.WindowStart.After(at(8*time.Minute)) {
+				t.Errorf("unexpected window %s", a.WindowStart)
+			}
+		}
+	})
 }
 
 func TestLateTransferChangesNothing(t *testing.T) {
-	rdb := redistest.Start(t).Client(t)
-	s := newStore(t, rdb, defaultCfg)
-	applyOne(t, s, tx("n1", at(2*time.Hour), "A", "B", 100))
-	applyOne(t, s, tx("n2", at(time.Hour), "A", "B", 100)) // exactly 1 h behind: in time
-	before := windowtest.Take(t, rdb)
-	o := applyOne(t, s, tx("old", at(time.Hour-time.Millisecond), "A", "B", 20000_00))
-	if o.Status != window.Late || !o.Newest.Equal(at(2*time.Hour)) || len(o.Alerts) != 0 {
-		t.Fatalf("want late with newest 03:00, got %+v", o)
-	}
-	if !before.Equal(windowtest.Take(t, rdb)) {
-		t.Fatal("a late transfer changed Redis")
-	}
-	// Lateness is per pair: another pair takes the same old time.
-	if o := applyOne(t, s, tx("other", at(time.Hour-time.Millisecond), "C", "B", 20000_00)); o.Status != window.Counted || len(o.Alerts) != 5 {
-		t.Fatalf("other pair: %+v", o)
-	}
+	onEngines(t, func(t *testing.T, rdb *redis.Client) {
+		s := newStore(t, rdb, defaultCfg)
+		applyOne(t, s, tx("n1", at(2*time.Hour), "A", "B", 100))
+		applyOne(t, s, tx("n2", at(time.Hour), "A", "B", 100)) // exactly 1 h behind: in time
+		before := windowtest.Take(t, rdb)
+		o := applyOne(t, s, tx("old", at(time.Hour-time.Millisecond), "A", "B", 20000_00))
+		if o.Status != window.Late || !o.Newest.Equal(at(2*time.Hour)) || len(o.Alerts) != 0 {
+			t.Fatalf("want late with newest 03:00, got %+v", o)
+		}
+		if !before.Equal(windowtest.Take(t, rdb)) {
+			t.Fatal("a late transfer changed Redis")
+		}
+		// Lateness is per pair: another pair takes the same old time.
+		if o := applyOne(t, s, tx("other", at(time.Hour-time.Millisecond), "C", "B", 20000_00)); o.Status != window.Counted || len(o.Alerts) != 5 {
+			t.Fatalf("other pair: %+v", o)
+		}
+	})
 }
 
 func TestRedeliveryFiresTheSameAlertAgain(t *testing.T) {
-	rdb := redistest.Start(t).Client(t)
-	s := newStore(t, rdb, defaultCfg)
-	applyOne(t, s, tx("r1", at(0), "A", "B", 9000_00))
-	fired := applyOne(t, s, tx("r2", at(time.Minute), "A", "B", 2000_00))
-	applyOne(t, s, tx("r3", at(time.Minute+time.Second), "A", "B", 5000_00))
-	if len(fired.Alerts) != 5 {
-		t.Fatalf("want 5 alerts, got %d", len(fired.Alerts))
-	}
-	// The sink failed: the transport redelivers r2, then r1 and r3.
-	again := applyOne(t, s, tx("r2", at(time.Minute), "A", "B", 2000_00))
-	if again.Status != window.Duplicate || len(again.Alerts) != 5 {
-		t.Fatalf("redelivered r2: %+v", again)
-	}
-	for i := range again.Alerts {
-		a, b := fired.Alerts[i], again.Alerts[i]
-		if a.ID() != b.ID() || a.Total != b.Total || a.Count != b.Count || !a.Time.Equal(b.Time) || len(a.Transactions) != len(b.Transactions) {
-			t.Errorf("re-fired alert differs: %+v vs %+v", a, b)
+	onEngines(t, func(t *testing.T, rdb *redis.Client) {
+		s := newStore(t, rdb, defaultCfg)
+		applyOne(t, s, tx("r1", at(0), "A", "B", 9000_00))
+		fired := applyOne(t, s, tx("r2", at(time.Minute), "A", "B", 2000_00))
+		applyOne(t, s, tx("r3", at(time.Minute+time.Second), "A", "B", 5000_00))
+		if len(fired.Alerts) != 5 {
+			t.Fatalf("want 5 alerts, got %d", len(fired.Alerts))
 		}
-	}
-	for _, id := range []string{"r1", "r3"} {
-		if o := applyOne(t, s, tx(id, at(0), "A", "B", 1)); o.Status != window.Duplicate || len(o.Alerts) != 0 {
-			t.Errorf("redelivered %s: %+v", id, o)
+		// The sink failed: the transport redelivers r2, then r1 and r3.
+		again := applyOne(t, s, tx("r2", at(time.Minute), "A", "B", 2000_00))
+		if again.Status != window.Duplicate || len(again.Alerts) != 5 {
+			t.Fatalf("redelivered r2: %+v", again)
 		}
-	}
-	// Same id from another source is another transfer.
-	o := applyOne(t, s, event.Transfer{Source: "/other", ID: "r2", Time: at(time.Minute), From: "A", To: "B", Amount: 1})
-	if o.Status != window.Counted {
-		t.Fatalf("same id, other source: %+v", o)
-	}
+		for i := range again.Alerts {
+			a, b := fired.Alerts[i], again.Alerts[i]
+			if a.ID() != b.ID() || a.Total != b.Total || a.Count != b.Count || !a.Time.Equal(b.Time) || len(a.Transactions) != len(b.Transactions) {
+				t.Errorf("re-fired alert differs: %+v vs %+v", a, b)
+			}
+		}
+		for _, id := range []string{"r1", "r3"} {
+			if o := applyOne(t, s, tx(id, at(0), "A", "B", 1)); o.Status != window.Duplicate || len(o.Alerts) != 0 {
+				t.Errorf("redelivered %s: %+v", id, o)
+			}
+		}
+		// Same id from another source is another transfer.
+		o := applyOne(t, s, event.Transfer{Source: "/other", ID: "r2", Time: at(time.Minute), From: "A", To: "B", Amount: 1})
+		if o.Status != window.Counted {
+			t.Fatalf("same id, other source: %+v", o)
+		}
+	})
+}
+
+// Event times that are round numbers of milliseconds: the embedded Redis
+// prints the score 2000000000000 as "2e+12" (ZSCORE), which gopher-lua's
+// tonumber does not read; the redelivery path reads the earlier delivery's
+// time from there.
+func TestRoundTimesRedelivered(t *testing.T) {
+	onEngines(t, func(t *testing.T, rdb *redis.Client) {
+		s := newStore(t, rdb, defaultCfg)
+		round := time.UnixMilli(2_000_000_000_000).UTC()
+		applyOne(t, s, tx("p1", round, "A", "B", 6000_00))
+		fired := applyOne(t, s, tx("p2", round, "A", "B", 5000_00))
+		if fired.Status != window.Counted || len(fired.Alerts) != 5 {
+			t.Fatalf("crossing transfer: %+v", fired)
+		}
+		again := applyOne(t, s, tx("p2", round, "A", "B", 5000_00))
+		if again.Status != window.Duplicate || len(again.Alerts) != 5 || again.Alerts[0].ID() != fired.Alerts[0].ID() {
+			t.Fatalf("redelivered at a round time: %+v", again)
+		}
+		if o := applyOne(t, s, tx("p1", round, "A", "B", 6000_00)); o.Status != window.Duplicate || len(o.Alerts) != 0 {
+			t.Fatalf("first transfer redelivered: %+v", o)
+		}
+	})
 }
 
 func TestEvidenceIsCappedOldestFirst(t *testing.T) {
-	rdb := redistest.Start(t).Client(t)
-	cfg := defaultCfg
-	cfg.MaxTransactions = 3
-	s := newStore(t, rdb, cfg)
-	// Seven transfers of 2000 arrive newest first; the sixth crosses.
-	var o window.Outcome
-	for i := 6; i >= 0; i-- {
-		o = applyOne(t, s, tx(fmt.Sprintf("e%d", i), at(time.Duration(i)*time.Second), "A", "B", 2000_00))
-		if i == 1 {
-			break
+	onEngines(t, func(t *testing.T, rdb *redis.Client) {
+		cfg := defaultCfg
+		cfg.MaxTransactions = 3
+		s := newStore(t, rdb, cfg)
+		// Seven transfers of 2000 arrive newest first; the sixth crosses.
+		var o window.Outcome
+		for i := 6; i >= 0; i-- {
+			o = applyOne(t, s, tx(fmt.Sprintf("e%d", i), at(time.Duration(i)*time.Second), "A", "B", 2000_00))
+			if i == 1 {
+				break
+			}
 		}
-	}
-	if len(o.Alerts) == 0 {
-		t.Fatal("no alert")
-	}
-	a := o.Alerts[0]
-	if a.Count != 6 || !a.Truncated || len(a.Transactions) != 3 {
-		t.Fatalf("count %d truncated %v listed %d", a.Count, a.Truncated, len(a.Transactions))
-	}
-	for i, want := range []string{"e1", "e2", "e3"} {
-		if a.Transactions[i].ID != want {
-			t.Errorf("listed %v, want e1 e2 e3", a.Transactions)
+		if len(o.Alerts) == 0 {
+			t.Fatal("no alert")
 		}
-	}
+		a := o.Alerts[0]
+		if a.Count != 6 || !a.Truncated || len(a.Transactions) != 3 {
+			t.Fatalf("count %d truncated %v listed %d", a.Count, a.Truncated, len(a.Transactions))
+		}
+		for i, want := range []string{"e1", "e2", "e3"} {
+			if a.Transactions[i].ID != want {
+				t.Errorf("listed %v, want e1 e2 e3", a.Transactions)
+			}
+		}
+	})
 }
 
 func TestScriptReloadedAfterFlush(t *testing.T) {
-	rdb := redistest.Start(t).Client(t)
-	s := newStore(t, rdb, defaultCfg)
-	ctx := context.Background()
-	if err := rdb.ScriptFlush(ctx).Err(); err != nil {
-		t.Fatal(err)
-	}
-	out, err := s.Apply(ctx, []event.Transfer{tx("f1", at(0), "A", "B", 1), tx("f2", at(0), "A", "C", 1)})
-	if err != nil || out[0].Status != window.Counted || out[1].Status != window.Counted {
-		t.Fatalf("after SCRIPT FLUSH: %v %+v", err, out)
-	}
+	onEngines(t, func(t *testing.T, rdb *redis.Client) {
+		s := newStore(t, rdb, defaultCfg)
+		ctx := context.Background()
+		if err := rdb.ScriptFlush(ctx).Err(); err != nil {
+			t.Fatal(err)
+		}
+		out, err := s.Apply(ctx, []event.Transfer{tx("f1", at(0), "A", "B", 1), tx("f2", at(0), "A", "C", 1)})
+		if err != nil || out[0].Status != window.Counted || out[1].Status != window.Counted {
+			t.Fatalf("after SCRIPT FLUSH: %v %+v", err, out)
+		}
+	})
 }
 
 func TestStateIsBoundedAndExpires(t *testing.T) {
-	rdb := redistest.Start(t).Client(t)
-	s := newStore(t, rdb, defaultCfg)
-	ctx := context.Background()
-	// One pair, a transfer every 30 s for 10 hours of event time.
-	var batch []event.Transfer
-	for i := 0; i < 1200; i++ {
-		batch = append(batch, tx("m"+strconv.Itoa(i), at(time.Duration(i)*30*time.Second), "A", "B", 100_00))
-	}
-	if _, err := s.Apply(ctx, batch); err != nil {
-		t.Fatal(err)
-	}
-	k := s.Keys("A", "B")
-	h, _ := rdb.HGetAll(ctx, k[0]).Result()
-	seen, _ := rdb.ZCard(ctx, k[1]).Result()
-	// (lateness + size) / 2 min = 35 windows still reachable (36 while one
-	// is filling), each a total and maybe an alert, and as many buckets, each
-	// with its evidence; plus t, lo, n; the transfers seen in the last 70
-	// minutes (one every 30 s), plus up to one bucket not yet pruned; at
-	// most 5 evidence entries a bucket.
-	if len(h) > 3*36+3 || seen > 141+4 {
-		t.Errorf("state not bounded: %d hash fields, %d seen", len(h), seen)
-	}
-	for f, v := range h {
-		if f[0] == 'e' {
-			count, _, _ := strings.Cut(v, ",")
-			if n, err := strconv.Atoi(count); err != nil || n > defaultCfg.MaxTransactions || strings.Count(v, ":") != n {
-				t.Errorf("bucket %s lists %s transfers, cap %d: %q", f[1:], count, defaultCfg.MaxTransactions, v)
+	onEngines(t, func(t *testing.T, rdb *redis.Client) {
+		s := newStore(t, rdb, defaultCfg)
+		ctx := context.Background()
+		// One pair, a transfer every 30 s for 10 hours of event time.
+		var batch []event.Transfer
+		for i := 0; i < 1200; i++ {
+			batch = append(batch, tx("m"+strconv.Itoa(i), at(time.Duration(i)*30*time.Second), "A", "B", 100_00))
+		}
+		if _, err := s.Apply(ctx, batch); err != nil {
+			t.Fatal(err)
+		}
+		k := s.Keys("A", "B")
+		h, _ := rdb.HGetAll(ctx, k[0]).Result()
+		seen, _ := rdb.ZCard(ctx, k[1]).Result()
+		// (lateness + size) / 2 min = 35 windows still reachable (36 while one
+		// is filling), each a total and maybe an alert, and as many buckets, each
+		// with its evidence; plus t, lo, n; the transfers seen in the last 70
+		// minutes (one every 30 s), plus up to one bucket not yet pruned; at
+		// most 5 evidence entries a bucket.
+		if len(h) > 3*36+3 || seen > 141+4 {
+			t.Errorf("state not bounded: %d hash fields, %d seen", len(h), seen)
+		}
+		for f, v := range h {
+			if f[0] == 'e' {
+				count, _, _ := strings.Cut(v, ",")
+				if n, err := strconv.Atoi(count); err != nil || n > defaultCfg.MaxTransactions || strings.Count(v, ":") != n {
+					t.Errorf("bucket %s lists %s transfers, cap %d: %q", f[1:], count, defaultCfg.MaxTransactions, v)
+				}
 			}
 		}
-	}
-	for _, key := range k {
-		ttl, err := rdb.PTTL(ctx, key).Result()
-		if err != nil || ttl <= 0 || ttl > defaultCfg.TTL {
-			t.Errorf("%s: ttl %v %v", key, ttl, err)
+		for _, key := range k {
+			ttl, err := rdb.PTTL(ctx, key).Result()
+			if err != nil || ttl <= 0 || ttl > defaultCfg.TTL {
+				t.Errorf("%s: ttl %v %v", key, ttl, err)
+			}
 		}
-	}
-	// A jump of days prunes everything older in one go.
-	applyOne(t, s, tx("jump", at(100*time.Hour), "A", "B", 1))
-	if n, _ := rdb.HLen(ctx, k[0]).Result(); n != 5 {
-		t.Errorf("after a jump: %d fields, want t, lo, n and the new transfer's bucket total and evidence", n)
-	}
+		// A jump of days prunes everything older in one go.
+		applyOne(t, s, tx("jump", at(100*time.Hour), "A", "B", 1))
+		if n, _ := rdb.HLen(ctx, k[0]).Result(); n != 5 {
+			t.Errorf("after a jump: %d fields, want t, lo, n and the new transfer's bucket total and evidence", n)
+		}
+	})
 }
 
 // A pair's first transfer lives in its state hash alone (one key); the
 // second creates the dedupe set and moves the first there. Dedupe, refiring
 // and counts hold across the move.
 func TestFirstTransferOfAPairCostsOneKey(t *testing.T) {
-	rdb := redistest.Start(t).Client(t)
-	s := newStore(t, rdb, defaultCfg)
-	ctx := context.Background()
-	k := s.Keys("A", "B")
-	first := tx("one", at(0), "A", "B", 12000_00) // over the threshold on its own
-	o := applyOne(t, s, first)
-	if o.Status != window.Counted || len(o.Alerts) != 5 {
-		t.Fatalf("first transfer: %+v", o)
-	}
-	for _, a := range o.Alerts {
-		if a.Count != 1 || len(a.Transactions) != 1 || a.Transactions[0].ID != "one" || a.Truncated {
-			t.Errorf("alert %s: count %d, listed %v", a.WindowStart, a.Count, a.Transactions)
+	onEngines(t, func(t *testing.T, rdb *redis.Client) {
+		s := newStore(t, rdb, defaultCfg)
+		ctx := context.Background()
+		k := s.Keys("A", "B")
+		first := tx("one", at(0), "A", "B", 12000_00) // over the threshold on its own
+		o := applyOne(t, s, first)
+		if o.Status != window.Counted || len(o.Alerts) != 5 {
+			t.Fatalf("first transfer: %+v", o)
 		}
-	}
-	if n, _ := rdb.Exists(ctx, k[1]).Result(); n != 0 {
-		t.Errorf("a pair seen once has a dedupe set")
-	}
-	if ps, _ := s.Inspect(ctx, "A", "B"); ps.Seen != 1 || ps.Seq != 1 {
-		t.Errorf("after one transfer: %+v", ps)
-	}
-	again := applyOne(t, s, first)
-	if again.Status != window.Duplicate || len(again.Alerts) != 5 || again.Alerts[0].ID() != o.Alerts[0].ID() {
-		t.Fatalf("first transfer redelivered: %+v", again)
-	}
+		for _, a := range o.Alerts {
+			if a.Count != 1 || len(a.Transactions) != 1 || a.Transactions[0].ID != "one" || a.Truncated {
+				t.Errorf("alert %s: count %d, listed %v", a.WindowStart, a.Count, a.Transactions)
+			}
+		}
+		if n, _ := rdb.Exists(ctx, k[1]).Result(); n != 0 {
+			t.Errorf("a pair seen once has a dedupe set")
+		}
+		if ps, _ := s.Inspect(ctx, "A", "B"); ps.Seen != 1 || ps.Seq != 1 {
+			t.Errorf("after one transfer: %+v", ps)
+		}
+		again := applyOne(t, s, first)
+		if again.Status != window.Duplicate || len(again.Alerts) != 5 || again.Alerts[0].ID() != o.Alerts[0].ID() {
+			t.Fatalf("first transfer redelivered: %+v", again)
+		}
 
-	if o := applyOne(t, s, tx("two", at(time.Minute), "A", "B", 1)); o.Status != window.Counted || len(o.Alerts) != 0 {
-		t.Fatalf("second transfer: %+v", o)
-	}
-	if ps, _ := s.Inspect(ctx, "A", "B"); ps.Seen != 2 || ps.Seq != 2 {
-		t.Errorf("after two transfers: %+v", ps)
-	}
-	if n, _ := rdb.ZCard(ctx, k[1]).Result(); n != 2 {
-		t.Errorf("dedupe set holds %d ids, want 2", n)
-	}
-	if ttl, _ := rdb.PTTL(ctx, k[1]).Result(); ttl <= 0 {
-		t.Errorf("dedupe set without expiry: %v", ttl)
-	}
-	if f, _ := rdb.HExists(ctx, k[0], "f").Result(); f {
-		t.Error("the first transfer is still in the hash after the move")
-	}
-	for _, tr := range []event.Transfer{first, tx("two", at(time.Minute), "A", "B", 1)} {
-		o := applyOne(t, s, tr)
-		if o.Status != window.Duplicate {
-			t.Errorf("%s redelivered after the move: %v", tr.ID, o.Status)
+		if o := applyOne(t, s, tx("two", at(time.Minute), "A", "B", 1)); o.Status != window.Counted || len(o.Alerts) != 0 {
+			t.Fatalf("second transfer: %+v", o)
 		}
-		if tr.ID == "one" && (len(o.Alerts) != 5 || o.Alerts[0].Count != 1) {
-			t.Errorf("the first transfer's alerts not fired again after the move: %+v", o.Alerts)
+		if ps, _ := s.Inspect(ctx, "A", "B"); ps.Seen != 2 || ps.Seq != 2 {
+			t.Errorf("after two transfers: %+v", ps)
 		}
-	}
-	// The second transfer of another pair crosses: its count includes the
-	// first, just moved to the dedupe set.
-	applyOne(t, s, tx("c1", at(0), "B", "C", 6000_00))
-	o = applyOne(t, s, tx("c2", at(30*time.Second), "B", "C", 5000_00))
-	if o.Status != window.Counted || len(o.Alerts) != 5 {
-		t.Fatalf("crossing second transfer: %+v", o)
-	}
-	for _, a := range o.Alerts {
-		if a.Count != 2 || len(a.Transactions) != 2 || a.Transactions[0].ID != "c1" {
-			t.Errorf("alert %s: count %d, listed %v", a.WindowStart, a.Count, a.Transactions)
+		if n, _ := rdb.ZCard(ctx, k[1]).Result(); n != 2 {
+			t.Errorf("dedupe set holds %d ids, want 2", n)
 		}
-	}
+		if ttl, _ := rdb.PTTL(ctx, k[1]).Result(); ttl <= 0 {
+			t.Errorf("dedupe set without expiry: %v", ttl)
+		}
+		if f, _ := rdb.HExists(ctx, k[0], "f").Result(); f {
+			t.Error("the first transfer is still in the hash after the move")
+		}
+		for _, tr := range []event.Transfer{first, tx("two", at(time.Minute), "A", "B", 1)} {
+			o := applyOne(t, s, tr)
+			if o.Status != window.Duplicate {
+				t.Errorf("%s redelivered after the move: %v", tr.ID, o.Status)
+			}
+			if tr.ID == "one" && (len(o.Alerts) != 5 || o.Alerts[0].Count != 1) {
+				t.Errorf("the first transfer's alerts not fired again after the move: %+v", o.Alerts)
+			}
+		}
+		// The second transfer of another pair crosses: its count includes the
+		// first, just moved to the dedupe set.
+		applyOne(t, s, tx("c1", at(0), "B", "C", 6000_00))
+		o = applyOne(t, s, tx("c2", at(30*time.Second), "B", "C", 5000_00))
+		if o.Status != window.Counted || len(o.Alerts) != 5 {
+			t.Fatalf("crossing second transfer: %+v", o)
+		}
+		for _, a := range o.Alerts {
+			if a.Count != 2 || len(a.Transactions) != 2 || a.Transactions[0].ID != "c1" {
+				t.Errorf("alert %s: count %d, listed %v", a.WindowStart, a.Count, a.Transactions)
+			}
+		}
+	})
 }

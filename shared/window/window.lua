@@ -40,9 +40,39 @@
 --   window's buckets}}: the caller lists the entries with a sequence number
 --   up to seq, oldest first, at most cap.
 
+-- One script for Redis (Lua 5.1) and for the embedded Redis of `fintrans
+-- run` and `fintrans replay` (miniredis, whose Lua is gopher-lua); the tests
+-- run it on both. Where the two differ, and how the script keeps clear:
+--   * string.match and string.find return no value at all when nothing
+--     matches in gopher-lua (one nil in Lua), so tonumber(match(...)) fails
+--     with "bad argument #1 to tonumber (value expected)": a match goes to a
+--     local first.
+--   * tonumber in gopher-lua reads decimal integers, and exponents only
+--     after a '.' ("1e3", "2e+12" and integers past int64 give nil): the
+--     script reads only numbers written in plain digits (by its caller or
+--     by itself), and ZSCORE's answer, which miniredis prints with an
+--     exponent from a million on, through score().
+--   * tostring and '..' of a number: Lua prints "%.14g" (10^15 as "1e+15"),
+--     gopher-lua every digit of an integer: a number that may reach 15
+--     digits (times, totals, bucket indices) is formatted by d(),
+--     string.format('%d'), alike on both; only counts up to cap are joined
+--     with '..' as they are.
+--   * a number passed to redis.call is printed alike only for integers
+--     below 2^53 (floats, -0 and larger ones differ): the script passes
+--     strings, and a bucket total (money.Max keeps totals far below 2^53).
+--   * table.unpack is on neither (Lua 5.1): unpack. cjson is on both;
+--     cmsgpack, bit and struct on Redis only: none is used.
+--   * HKEYS and HGETALL list fields in another order: nothing depends on it.
+--   * Alike on both, and relied on: a missing HMGET field is false, an
+--     integer reply a number, ZADD NX answers the count added, KEYS and ARGV
+--     hold strings, a number returned becomes an integer (truncated), a
+--     returned array stops at its first nil; redis.status_reply and
+--     error_reply are unused. miniredis reports any runtime error of a
+--     script as "ERR Error compiling script".
+
 -- Locals for the globals used per transfer (a global costs a table lookup).
 local call, floor, tonumber, unpack = redis.call, math.floor, tonumber, unpack
-local match, sub, format = string.match, string.sub, string.format
+local match, sub, format, gsub = string.match, string.sub, string.format, string.gsub
 
 local thr = tonumber(ARGV[1])
 local size = tonumber(ARGV[2])
@@ -59,6 +89,14 @@ local first = 11 + 2 * nb -- ARGV index of the first transfer's arguments
 local span = size / g -- buckets per window
 
 local function d(x) return format('%d', x) end
+
+-- A sorted-set score (ZSCORE) as a number. Redis prints an integer score in
+-- plain digits; the embedded Redis prints a score of a million or more with
+-- an exponent ("1.5007716e+12", "2e+12"), and its tonumber reads an exponent
+-- only after a '.' (see the header).
+local function score(s)
+  return tonumber(s) or tonumber((gsub(s, 'e', '.0e', 1)))
+end
 
 -- The decimal form of bucket index j: from ARGV when the caller sent it.
 local function js(j)
@@ -217,7 +255,7 @@ local function apply(h, s, idkey, tstr, amtstr, ev)
     seen = call('ZSCORE', s, idkey)
   end
   if seen then
-    local ws = windows(tonumber(seen))
+    local ws = windows(score(seen))
     local fields = {}
     for i, st in ipairs(ws) do fields[i] = 'a' .. js(st / g) end
     local recs = call('HMGET', h, unpack(fields))
@@ -271,8 +309,8 @@ local function apply(h, s, idkey, tstr, amtstr, ev)
         end
       else
         for _, f in ipairs(call('HKEYS', h)) do
-          local j = tonumber(match(f, '^[vae](%-?%d+)$'))
-          if j and j < keep then del[#del + 1] = f end
+          local j = match(f, '^[vae](%-?%d+)$') -- never tonumber(match(...)): see the header
+          if j and tonumber(j) < keep then del[#del + 1] = f end
         end
       end
       if #del > 0 then call('HDEL', h, unpack(del)) end

@@ -14,10 +14,13 @@
 //  4. end to end: generator records pre-produced into the embedded Kafka,
 //     consumed by consumer.Consumer into the fraud topic, beside a
 //     consume-only ceiling; then a paced phase for the alert latency;
-//  5. memory: Redis bytes per active pair.
+//  5. memory: Redis bytes per active pair;
+//  6. replay: `fintrans replay` of 20,000 seed lines without REDIS_URL, on
+//     the embedded default (EMBEDDED_REDIS) and on miniredis.
 //
 // It starts its own redis-server (or a 3-node Redis Cluster) unless REDIS_URL
-// is set, and its own in-process Kafka (kfake).
+// is set, and its own in-process Kafka (kfake); the replay stage starts the
+// embedded Redis it measures, whatever REDIS_URL says.
 package bench
 
 import (
@@ -80,6 +83,12 @@ type Result struct {
 	AlertP50Ms        float64 `json:"alert_p50_ms"`
 	AlertP99Ms        float64 `json:"alert_p99_ms"`
 	RedisBytesPerPair float64 `json:"redis_bytes_per_pair"`
+	// `fintrans replay` of 20,000 seed lines without REDIS_URL, on the
+	// embedded default (ReplayEngine: redis-server when on PATH) and on
+	// miniredis, the fallback without one
+	ReplayTxPerS          float64 `json:"replay_tx_per_s"`
+	ReplayEngine          string  `json:"replay_engine"`
+	ReplayMiniredisTxPerS float64 `json:"replay_miniredis_tx_per_s"`
 
 	DetectRatio       float64 `json:"detect_ratio"`
 	HTTPSingleTxPerS  float64 `json:"http_single_tx_per_s"`
@@ -176,6 +185,7 @@ func Run(ctx context.Context, opts Options, out io.Writer) (Result, error) {
 		{"3-http", r.httpStage},
 		{"4-e2e", r.e2eStage},
 		{"5-memory", r.memoryStage},
+		{"6-replay", r.replayStage},
 	}
 	var errs []error
 	for _, s := range stages {

@@ -107,13 +107,11 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, opts Option
 		log.Info("using Kafka", "brokers", cfg.KafkaBrokers)
 	}
 	if cfg.RedisURL == "" {
-		r, err := embedded.StartRedis()
+		stop, err := embedded.ForConfig(ctx, &cfg, log)
 		if err != nil {
-			return p, fmt.Errorf("embedded redis: %w", err)
+			return p, err
 		}
-		p.closers = append(p.closers, func() error { r.Close(); return nil })
-		cfg.RedisURL = r.URL
-		log.Info("REDIS_URL not set: started an embedded Redis (miniredis)", "url", r.URL)
+		p.closers = append(p.closers, func() error { stop(); return nil })
 	} else {
 		log.Info("using Redis", "redis", redisconn.Describe(cfg.RedisURL))
 	}

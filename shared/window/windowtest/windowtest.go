@@ -4,7 +4,9 @@ package windowtest
 
 import (
 	"context"
+	"fmt"
 	"maps"
+	"slices"
 	"testing"
 	"time"
 
@@ -59,8 +61,10 @@ func CountedOnce(t testing.TB, st *window.Store, ts []event.Transfer) {
 	}
 }
 
-// Snapshot is every key of a Redis database with its serialized value
-// (DUMP), to prove that something changed nothing.
+// Snapshot is every key of a Redis database with its type and content, to
+// prove that something changed nothing. It reads each key by its type (not
+// DUMP, which the embedded Redis supports for strings only), so it works on a
+// real redis-server and on the embedded one alike.
 type Snapshot map[string]string
 
 // Take reads the snapshot of rdb.
@@ -73,9 +77,32 @@ func Take(t testing.TB, rdb *redis.Client) Snapshot {
 	}
 	out := Snapshot{}
 	for _, k := range keys {
-		if out[k], err = rdb.Dump(ctx, k).Result(); err != nil {
+		typ, err := rdb.Type(ctx, k).Result()
+		if err != nil {
 			t.Fatal(err)
 		}
+		var v any
+		switch typ {
+		case "string":
+			v, err = rdb.Get(ctx, k).Result()
+		case "hash":
+			v, err = rdb.HGetAll(ctx, k).Result() // a map: printed with sorted keys
+		case "zset":
+			v, err = rdb.ZRangeWithScores(ctx, k, 0, -1).Result()
+		case "set":
+			var m []string
+			m, err = rdb.SMembers(ctx, k).Result()
+			slices.Sort(m)
+			v = m
+		case "list":
+			v, err = rdb.LRange(ctx, k, 0, -1).Result()
+		default:
+			t.Fatalf("snapshot: key %q of type %s", k, typ)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[k] = typ + " " + fmt.Sprintf("%#v", v)
 	}
 	return out
 }
