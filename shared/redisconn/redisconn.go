@@ -47,7 +47,7 @@ func Open(cfg config.Config) (redis.UniversalClient, error) {
 			return nil, fmt.Errorf("REDIS_URL: %s", redact(err))
 		}
 		override(cfg, tlsCfg, &opts.Password, &opts.TLSConfig, &opts.PoolSize)
-		return redis.NewClusterClient(opts), nil
+		return NewClusterClient(opts), nil
 	}
 	opts, err := redis.ParseURL(cfg.RedisURL)
 	if err != nil {
