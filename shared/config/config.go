@@ -24,6 +24,11 @@ type Config struct {
 	RedisCluster      bool   // REDIS_CLUSTER: force cluster mode for a single seed address
 	RedisPoolSize     int    // REDIS_POOL_SIZE (0: go-redis default)
 	RedisPasswordFrom string // where the password came from (for logs; never the password)
+	// REDIS_MIN_REPLICAS: replicas that must confirm a batch's writes before
+	// detect acknowledges it; -1 (auto, the default): 1 on a Redis Cluster
+	// (or behind Sentinel) whose primaries have replicas, else 0.
+	RedisMinReplicas    int
+	RedisReplicaTimeout time.Duration // REDIS_REPLICA_TIMEOUT (1s): how long detect waits for them
 
 	// Detection
 	Threshold            money.Cents   // FRAUD_THRESHOLD (10000)
@@ -68,6 +73,8 @@ type Config struct {
 // Default returns the configuration with every default set.
 func Default() Config {
 	return Config{
+		RedisMinReplicas:     -1,
+		RedisReplicaTimeout:  time.Second,
 		Threshold:            money.Cents(10000_00),
 		WindowSize:           10 * time.Minute,
 		WindowSlide:          2 * time.Minute,
@@ -112,6 +119,13 @@ func FromLookup(lookup func(string) (string, bool)) (Config, error) {
 	c.RedisCAFile = r.str("REDIS_CA_FILE", "")
 	c.RedisCluster = r.boolean("REDIS_CLUSTER", false)
 	c.RedisPoolSize = r.integer("REDIS_POOL_SIZE", 0, 0, 10000)
+	if v := r.str("REDIS_MIN_REPLICAS", "auto"); !strings.EqualFold(v, "auto") {
+		c.RedisMinReplicas = r.integer("REDIS_MIN_REPLICAS", 0, 0, 16)
+	}
+	c.RedisReplicaTimeout = r.duration("REDIS_REPLICA_TIMEOUT", c.RedisReplicaTimeout)
+	if c.RedisReplicaTimeout > 2*time.Second || c.RedisReplicaTimeout < time.Millisecond {
+		r.fail("REDIS_REPLICA_TIMEOUT", fmt.Sprintf("%s is not from 1ms to 2s (detect reads the answer within go-redis's 3s read timeout)", c.RedisReplicaTimeout))
+	}
 	c.RedisPassword = r.str("REDIS_PASSWORD", "")
 	if c.RedisPassword != "" {
 		c.RedisPasswordFrom = "REDIS_PASSWORD"

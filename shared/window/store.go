@@ -21,6 +21,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -46,7 +47,9 @@ type Config struct {
 	KeyPrefix       string        // default "ft:"
 
 	// MinReplicas is how many replicas must confirm a batch's writes (WAIT)
-	// before Apply returns them; 0 waits for none.
+	// before Apply returns them; 0 waits for none; AutoReplicas (-1): 1 on a
+	// Redis Cluster whose every primary has a replica, else 0, found out by
+	// Load or by the first Apply (see ResolveReplicas).
 	MinReplicas int
 	// ReplicaTimeout bounds that wait (required with MinReplicas).
 	ReplicaTimeout time.Duration
@@ -88,6 +91,8 @@ type Store struct {
 	size   int64 // ms
 	slide  int64 // ms
 	args   [7]string
+
+	minReplicas atomic.Int64 // cfg.MinReplicas once resolved; AutoReplicas until then
 }
 
 // New makes a store. It does not touch Redis; call Load to check the
@@ -107,9 +112,9 @@ func New(rdb redis.UniversalClient, cfg Config) (*Store, error) {
 		return nil, errors.New("max transactions must not be negative")
 	case cfg.TTL < cfg.Lateness+cfg.Size:
 		return nil, errors.New("state TTL must be at least lateness + window size")
-	case cfg.MinReplicas < 0:
+	case cfg.MinReplicas < AutoReplicas:
 		return nil, errors.New("min replicas must not be negative")
-	case cfg.MinReplicas > 0 && cfg.ReplicaTimeout < time.Millisecond:
+	case cfg.MinReplicas != 0 && cfg.ReplicaTimeout < time.Millisecond:
 		return nil, errors.New("min replicas needs a replica timeout of at least 1ms")
 	}
 	if cfg.KeyPrefix == "" {
@@ -117,6 +122,7 @@ func New(rdb redis.UniversalClient, cfg Config) (*Store, error) {
 	}
 	g := gcd(size, slide)
 	s := &Store{rdb: rdb, cfg: cfg, bucket: g, size: size, slide: slide}
+	s.minReplicas.Store(int64(cfg.MinReplicas))
 	for i, v := range []int64{int64(cfg.Threshold), size, slide, g, cfg.Lateness.Milliseconds(), int64(cfg.MaxTransactions), cfg.TTL.Milliseconds()} {
 		s.args[i] = strconv.FormatInt(v, 10)
 	}
@@ -133,9 +139,14 @@ func gcd(a, b int64) int64 {
 // Config returns the store's configuration.
 func (s *Store) Config() Config { return s.cfg }
 
-// Load loads the script into Redis (every master of a cluster).
+// Load loads the script into Redis (every master of a cluster) and, with
+// AutoReplicas, finds out how many replicas to wait for.
 func (s *Store) Load(ctx context.Context) error {
-	return Script.Load(ctx, s.rdb).Err()
+	if err := Script.Load(ctx, s.rdb).Err(); err != nil {
+		return err
+	}
+	_, err := s.resolveReplicas(ctx)
+	return err
 }
 
 // Keys returns the two keys of a pair: its state hash and its dedupe set.
@@ -186,16 +197,20 @@ const (
 // are on the primary but could be lost with it, so the batch must not be
 // acknowledged.
 func (s *Store) Apply(ctx context.Context, ts []event.Transfer) ([]Outcome, error) {
+	minReplicas, err := s.resolveReplicas(ctx)
+	if err != nil {
+		return nil, err
+	}
 	out := make([]Outcome, len(ts))
 	pending := s.plan(ts)
 	for attempt := 0; len(pending) > 0; attempt++ {
-		cmds, err := s.exec(ctx, ts, pending)
+		cmds, err := s.exec(ctx, ts, pending, minReplicas)
 		var retry []call
 		var retryErr error
 		noScript, moved := false, false
 		for k, c := range pending {
 			cerr := cmds[k].Err()
-			if isNoScript(cerr) || (s.cfg.MinReplicas > 0 && notRun(cerr)) {
+			if isNoScript(cerr) || (minReplicas > 0 && notRun(cerr)) {
 				retry, retryErr = append(retry, c), cerr
 				noScript = noScript || isNoScript(cerr)
 				moved = moved || notRun(cerr)
@@ -216,7 +231,7 @@ func (s *Store) Apply(ctx context.Context, ts []event.Transfer) ([]Outcome, erro
 				out[i] = o
 			}
 		}
-		if err != nil && s.cfg.MinReplicas > 0 {
+		if err != nil && minReplicas > 0 {
 			// Not a call's own error: too few replicas confirmed, or WAIT
 			// failed. Writes may be on the primary only.
 			return nil, err
@@ -257,9 +272,9 @@ func (s *Store) Apply(ctx context.Context, ts []event.Transfer) ([]Outcome, erro
 // node ending with WAIT. It returns a command per call and, with
 // MinReplicas, the errors that are no call's own (a *ReplicaError, WAIT
 // failing); without, the pipeline's first error.
-func (s *Store) exec(ctx context.Context, ts []event.Transfer, pending []call) ([]*redis.Cmd, error) {
+func (s *Store) exec(ctx context.Context, ts []event.Transfer, pending []call, minReplicas int) ([]*redis.Cmd, error) {
 	cmds := make([]*redis.Cmd, len(pending))
-	if s.cfg.MinReplicas <= 0 {
+	if minReplicas <= 0 {
 		_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 			for k, c := range pending {
 				keys, args := s.callArgs(ts, c)
@@ -274,7 +289,7 @@ func (s *Store) exec(ctx context.Context, ts []event.Transfer, pending []call) (
 	// connection), its calls, then WAIT.
 	cc, cluster := s.rdb.(*redis.ClusterClient)
 	if !cluster {
-		return cmds, s.execNode(ctx, s.rdb, ts, pending, cmds)
+		return cmds, s.execNode(ctx, s.rdb, ts, pending, cmds, minReplicas)
 	}
 	type group struct {
 		node *redis.Client
@@ -313,7 +328,7 @@ func (s *Store) exec(ctx context.Context, ts []event.Transfer, pending []call) (
 			for j, k := range g.idx {
 				sub[j] = pending[k]
 			}
-			errs[gi] = s.execNode(ctx, g.node, ts, sub, subCmds)
+			errs[gi] = s.execNode(ctx, g.node, ts, sub, subCmds, minReplicas)
 			for j, k := range g.idx {
 				cmds[k] = subCmds[j]
 			}
@@ -330,7 +345,7 @@ func (s *Store) exec(ctx context.Context, ts []event.Transfer, pending []call) (
 // duplicates writes nothing, and WAIT would otherwise wait only for an older
 // write of the connection, not for the unconfirmed state the duplicates
 // were found in.
-func (s *Store) execNode(ctx context.Context, rdb redis.Cmdable, ts []event.Transfer, calls []call, cmds []*redis.Cmd) error {
+func (s *Store) execNode(ctx context.Context, rdb redis.Cmdable, ts []event.Transfer, calls []call, cmds []*redis.Cmd, minReplicas int) error {
 	var wait *redis.Cmd
 	_, _ = rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for k, c := range calls {
@@ -341,7 +356,7 @@ func (s *Store) execNode(ctx context.Context, rdb redis.Cmdable, ts []event.Tran
 		p.PExpire(ctx, s.Keys(last.From, last.To)[0], s.cfg.TTL)
 		// In the pipeline, WAIT's answer is read within the connection's read
 		// timeout (3 s and more in go-redis): config keeps the timeout below.
-		wait = p.Do(ctx, "WAIT", s.cfg.MinReplicas, s.cfg.ReplicaTimeout.Milliseconds())
+		wait = p.Do(ctx, "WAIT", minReplicas, s.cfg.ReplicaTimeout.Milliseconds())
 		return nil
 	})
 	ran := false
@@ -354,8 +369,8 @@ func (s *Store) execNode(ctx context.Context, rdb redis.Cmdable, ts []event.Tran
 	if werr := wait.Err(); werr != nil {
 		return fmt.Errorf("WAIT: %w", werr)
 	}
-	if got, _ := wait.Int64(); got < int64(s.cfg.MinReplicas) {
-		return &ReplicaError{Got: int(got), Want: s.cfg.MinReplicas, Timeout: s.cfg.ReplicaTimeout}
+	if got, _ := wait.Int64(); got < int64(minReplicas) {
+		return &ReplicaError{Got: int(got), Want: minReplicas, Timeout: s.cfg.ReplicaTimeout}
 	}
 	return nil
 }
