@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -73,4 +74,57 @@ func ResolveReplicas(ctx context.Context, rdb redis.UniversalClient) (int, error
 // (redis.NewFailoverClient).
 func sentinel(c *redis.Client) bool {
 	return c.Options().Addr == "FailoverClient"
+}
+
+// assignedReplicas is how many replicas the cluster configuration gives a
+// primary, and when that was read.
+type assignedReplicas struct {
+	n  int
+	at time.Time
+}
+
+// replicasRefresh is how long a primary's replica count is reused.
+const replicasRefresh = time.Second
+
+// replicasOf is how many replicas a batch on cluster node waits for:
+// minReplicas, or fewer when the cluster configuration assigns the node
+// fewer replicas (CLUSTER NODES, failed replicas included). A replica that
+// lags, is frozen or was dropped by its primary still counts: the batch
+// waits for it and fails if it does not confirm. A primary that has none,
+// such as a replica just promoted after its primary died, is not waited on:
+// refusing every batch of its slots until a new replica joins would stop
+// detect, and there is no second copy to wait for. When the old primary
+// comes back (as a replica) it counts again.
+func (s *Store) replicasOf(ctx context.Context, node *redis.Client, minReplicas int) int {
+	addr := node.Options().Addr
+	if v, ok := s.assigned.Load(addr); ok && time.Since(v.(assignedReplicas).at) < replicasRefresh {
+		return min(minReplicas, v.(assignedReplicas).n)
+	}
+	text, err := node.ClusterNodes(ctx).Result()
+	if err != nil {
+		return minReplicas // unknown: the strict count
+	}
+	n := countReplicas(text)
+	s.assigned.Store(addr, assignedReplicas{n: n, at: time.Now()})
+	return min(minReplicas, n)
+}
+
+// countReplicas counts the nodes of CLUSTER NODES whose primary is the node
+// that answered ("myself").
+func countReplicas(nodes string) int {
+	var me string
+	lines := strings.Split(nodes, "\n")
+	for _, l := range lines {
+		f := strings.Fields(l)
+		if len(f) > 2 && strings.Contains(","+f[2]+",", ",myself,") {
+			me = f[0]
+		}
+	}
+	n := 0
+	for _, l := range lines {
+		if f := strings.Fields(l); len(f) > 3 && me != "" && f[3] == me {
+			n++
+		}
+	}
+	return n
 }

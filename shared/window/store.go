@@ -93,6 +93,7 @@ type Store struct {
 	args   [7]string
 
 	minReplicas atomic.Int64 // cfg.MinReplicas once resolved; AutoReplicas until then
+	assigned    sync.Map     // cluster node address -> assignedReplicas
 }
 
 // New makes a store. It does not touch Redis; call Load to check the
@@ -328,7 +329,7 @@ func (s *Store) exec(ctx context.Context, ts []event.Transfer, pending []call, m
 			for j, k := range g.idx {
 				sub[j] = pending[k]
 			}
-			errs[gi] = s.execNode(ctx, g.node, ts, sub, subCmds, minReplicas)
+			errs[gi] = s.execNode(ctx, g.node, ts, sub, subCmds, s.replicasOf(ctx, g.node, minReplicas))
 			for j, k := range g.idx {
 				cmds[k] = subCmds[j]
 			}
@@ -352,6 +353,9 @@ func (s *Store) execNode(ctx context.Context, rdb redis.Cmdable, ts []event.Tran
 			keys, args := s.callArgs(ts, c)
 			cmds[k] = Script.EvalSha(ctx, p, keys, args...)
 		}
+		if minReplicas == 0 {
+			return nil
+		}
 		last := ts[calls[len(calls)-1].idx[0]]
 		p.PExpire(ctx, s.Keys(last.From, last.To)[0], s.cfg.TTL)
 		// In the pipeline, WAIT's answer is read within the connection's read
@@ -363,7 +367,7 @@ func (s *Store) execNode(ctx context.Context, rdb redis.Cmdable, ts []event.Tran
 	for _, c := range cmds {
 		ran = ran || c.Err() == nil
 	}
-	if !ran {
+	if !ran || minReplicas == 0 {
 		return nil // nothing written: the calls' own errors tell what happened
 	}
 	if werr := wait.Err(); werr != nil {
