@@ -102,6 +102,8 @@ func WindowConfig(cfg config.Config) window.Config {
 		Lateness:        cfg.AllowedLateness,
 		MaxTransactions: cfg.AlertMaxTransactions,
 		TTL:             cfg.StateTTL,
+		MinReplicas:     cfg.RedisMinReplicas,
+		ReplicaTimeout:  cfg.RedisReplicaTimeout,
 	}
 }
 
@@ -134,7 +136,12 @@ func Detector(ctx context.Context, cfg config.Config, log *slog.Logger) (*detect
 		rdb.Close()
 		return nil, nil, err
 	}
+	minReplicas := any(st.MinReplicas())
+	if st.MinReplicas() < 0 {
+		minReplicas = "auto (not known yet: found out on the first request)"
+	}
 	log.Info("detect ready", "redis", redisconn.Describe(cfg.RedisURL), "alerts_to", where,
+		"min_replicas", minReplicas, "replica_timeout", cfg.RedisReplicaTimeout,
 		"threshold", cfg.Threshold.String(), "window", cfg.WindowSize, "slide", cfg.WindowSlide, "lateness", cfg.AllowedLateness, "max_clock_skew", cfg.MaxClockSkew)
 	closeAll := func() error { return errors.Join(sk.Close(), rdb.Close()) }
 	// Concurrent requests (and partitions) share Redis pipelines.

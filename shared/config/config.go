@@ -28,6 +28,11 @@ type Config struct {
 	// REDIS_URL is unset: auto (a redis-server from PATH if there is one,
 	// else miniredis), redis-server or miniredis
 	EmbeddedRedis string
+	// REDIS_MIN_REPLICAS: replicas that must confirm a batch's writes before
+	// detect acknowledges it; -1 (auto, the default): 1 on a Redis Cluster
+	// (or behind Sentinel) whose primaries have replicas, else 0.
+	RedisMinReplicas    int
+	RedisReplicaTimeout time.Duration // REDIS_REPLICA_TIMEOUT (1s): how long detect waits for them
 
 	// Detection
 	Threshold            money.Cents   // FRAUD_THRESHOLD (10000)
@@ -87,6 +92,8 @@ const ViewerTokenPlaceholder = "replace-me-with-a-random-token"
 func Default() Config {
 	return Config{
 		EmbeddedRedis:         "auto",
+		RedisMinReplicas:      -1,
+		RedisReplicaTimeout:   time.Second,
 		Threshold:             money.Cents(10000_00),
 		WindowSize:            10 * time.Minute,
 		WindowSlide:           2 * time.Minute,
@@ -137,6 +144,13 @@ func FromLookup(lookup func(string) (string, bool)) (Config, error) {
 	c.RedisCluster = r.boolean("REDIS_CLUSTER", false)
 	c.RedisPoolSize = r.integer("REDIS_POOL_SIZE", 0, 0, 10000)
 	c.EmbeddedRedis = r.oneOf("EMBEDDED_REDIS", c.EmbeddedRedis, "auto", "redis-server", "miniredis")
+	if v := r.str("REDIS_MIN_REPLICAS", "auto"); !strings.EqualFold(v, "auto") {
+		c.RedisMinReplicas = r.integer("REDIS_MIN_REPLICAS", 0, 0, 16)
+	}
+	c.RedisReplicaTimeout = r.duration("REDIS_REPLICA_TIMEOUT", c.RedisReplicaTimeout)
+	if c.RedisReplicaTimeout > 2*time.Second || c.RedisReplicaTimeout < time.Millisecond {
+		r.fail("REDIS_REPLICA_TIMEOUT", fmt.Sprintf("%s is not from 1ms to 2s (detect reads the answer within go-redis's 3s read timeout)", c.RedisReplicaTimeout))
+	}
 	c.RedisPassword = r.str("REDIS_PASSWORD", "")
 	if c.RedisPassword != "" {
 		c.RedisPasswordFrom = "REDIS_PASSWORD"

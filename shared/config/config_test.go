@@ -17,7 +17,8 @@ func TestDefaults(t *testing.T) {
 	}
 	if c.Threshold != 10000_00 || c.WindowSize != 10*time.Minute || c.WindowSlide != 2*time.Minute ||
 		c.AllowedLateness != time.Hour || c.FraudTopic != "fraud" || c.TransactionsTopic != "transactions" ||
-		c.DLQTopic != "transactions.dlq" || c.Port != 8080 || c.GeneratorAccounts != 10 || c.EmbeddedRedis != "auto" {
+		c.DLQTopic != "transactions.dlq" || c.Port != 8080 || c.GeneratorAccounts != 10 || c.EmbeddedRedis != "auto" ||
+		c.RedisMinReplicas != -1 || c.RedisReplicaTimeout != time.Second {
 		t.Fatalf("defaults: %+v", c)
 	}
 }
@@ -31,14 +32,15 @@ func TestValues(t *testing.T) {
 	c, err := config.FromMap(map[string]string{
 		"FRAUD_THRESHOLD": "2500.50", "WINDOW_SIZE": "1h", "WINDOW_SLIDE": "15m", "ALLOWED_LATENESS": "0s",
 		"KAFKA_BROKERS": " a:9092, b:9092 ,", "REDIS_PASSWORD_FILE": secret, "LOG_FORMAT": "JSON",
-		"EMBEDDED_REDIS": "MiniRedis",
+		"EMBEDDED_REDIS":     "MiniRedis",
+		"REDIS_MIN_REPLICAS": "2", "REDIS_REPLICA_TIMEOUT": "250ms",
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if c.Threshold != 2500_50 || c.WindowSize != time.Hour || c.WindowSlide != 15*time.Minute || c.AllowedLateness != 0 ||
 		len(c.KafkaBrokers) != 2 || c.KafkaBrokers[1] != "b:9092" || c.RedisPassword != "s3cret" || c.LogFormat != "json" ||
-		c.EmbeddedRedis != "miniredis" {
+		c.EmbeddedRedis != "miniredis" || c.RedisMinReplicas != 2 || c.RedisReplicaTimeout != 250*time.Millisecond {
 		t.Fatalf("%+v", c)
 	}
 }
@@ -54,6 +56,8 @@ func TestInvalidValuesNameTheVariable(t *testing.T) {
 		"PORT":                   {"PORT": "70000"},
 		"LOG_FORMAT":             {"LOG_FORMAT": "xml"},
 		"REDIS_CLUSTER":          {"REDIS_CLUSTER": "maybe"},
+		"REDIS_MIN_REPLICAS":     {"REDIS_MIN_REPLICAS": "one"},
+		"REDIS_REPLICA_TIMEOUT":  {"REDIS_REPLICA_TIMEOUT": "5s"},
 		"REDIS_PASSWORD_FILE":    {"REDIS_PASSWORD_FILE": "/nonexistent/secret"},
 		"GENERATOR_FRAUD_RATE":   {"GENERATOR_FRAUD_RATE": "1.5"},
 		"GENERATOR_MIN_AMOUNT":   {"GENERATOR_MIN_AMOUNT": "500", "GENERATOR_MAX_AMOUNT": "100"},

@@ -151,7 +151,9 @@ func (c *Consumer) handle(ctx context.Context, batch []*sarama.ConsumerMessage) 
 			return false
 		case <-time.After(backoff):
 		}
-		backoff = min(2*backoff, 5*time.Second)
+		// At most 1 s: a Redis failover is over in seconds, and the
+		// partition should resume right after it.
+		backoff = min(2*backoff, time.Second)
 	}
 }
 

@@ -129,6 +129,13 @@ func (d *Detector) Process(ctx context.Context, items []event.Item) (Processed, 
 	metrics.RedisSeconds.Observe(time.Since(start).Seconds())
 	if err != nil {
 		metrics.Errors.WithLabelValues("redis").Inc()
+		var re *window.ReplicaError
+		if errors.As(err, &re) {
+			// On the primary, not yet on enough replicas: a failover now
+			// could lose it, so it is not acknowledged (the redelivery is
+			// exact).
+			metrics.ReplicaShortfalls.Inc()
+		}
 		return p, &FaultError{Component: "redis", Err: err}
 	}
 	var events []ce.Event

@@ -47,6 +47,17 @@ var (
 	Printed = promauto.NewCounter(prometheus.CounterOpts{
 		Name: "fintrans_viewer_printed_total", Help: "Alerts printed by the viewer.",
 	})
+	// RedisReloads counts the Redis Cluster state reloads detect asked for
+	// because a node failed or answered MOVED, CLUSTERDOWN and the like.
+	RedisReloads = promauto.NewCounter(prometheus.CounterOpts{
+		Name: "fintrans_redis_cluster_reloads_total", Help: "Redis Cluster slot-map reloads caused by node errors (failovers, resharding).",
+	})
+	// ReplicaShortfalls counts batches whose writes did not reach
+	// REDIS_MIN_REPLICAS replicas within REDIS_REPLICA_TIMEOUT (answered 503 or
+	// left unmarked, so the transport redelivers them).
+	ReplicaShortfalls = promauto.NewCounter(prometheus.CounterOpts{
+		Name: "fintrans_redis_replica_shortfalls_total", Help: "Batches not acknowledged because too few Redis replicas confirmed their writes in time.",
+	})
 	// Errors counts server-side faults by component.
 	Errors = promauto.NewCounterVec(prometheus.CounterOpts{
 		Name: "fintrans_errors_total", Help: "Server-side faults (Redis, sink, Kafka), by component.",

@@ -16,8 +16,10 @@ import (
 	"github.com/fintrans/fintrans/shared/config"
 )
 
-// Open builds a client from the configuration. A URL with `?addr=` seeds or
-// REDIS_CLUSTER=true gives a cluster client; otherwise a standalone one.
+// Open builds a client from the configuration. A URL with `?master_name=`
+// gives a client that finds the primary through Sentinel (the URL's host and
+// any `addr=` are the sentinels); one with `?addr=` seeds or
+// REDIS_CLUSTER=true a cluster client; otherwise a standalone one.
 func Open(cfg config.Config) (redis.UniversalClient, error) {
 	if cfg.RedisURL == "" {
 		return nil, errors.New("REDIS_URL is not set")
@@ -41,13 +43,23 @@ func Open(cfg config.Config) (redis.UniversalClient, error) {
 			tlsCfg.RootCAs = pool
 		}
 	}
+	if u.Query().Has("master_name") {
+		// Sentinel: the URL's host and addr= are the sentinels, master_name
+		// the monitored primary; go-redis follows its failovers.
+		opts, err := redis.ParseFailoverURL(cfg.RedisURL)
+		if err != nil {
+			return nil, fmt.Errorf("REDIS_URL: %s", redact(err))
+		}
+		override(cfg, tlsCfg, &opts.Password, &opts.TLSConfig, &opts.PoolSize)
+		return redis.NewFailoverClient(opts), nil
+	}
 	if u.Query().Has("addr") || cfg.RedisCluster {
 		opts, err := redis.ParseClusterURL(cfg.RedisURL)
 		if err != nil {
 			return nil, fmt.Errorf("REDIS_URL: %s", redact(err))
 		}
 		override(cfg, tlsCfg, &opts.Password, &opts.TLSConfig, &opts.PoolSize)
-		return redis.NewClusterClient(opts), nil
+		return NewClusterClient(opts), nil
 	}
 	opts, err := redis.ParseURL(cfg.RedisURL)
 	if err != nil {

@@ -22,7 +22,8 @@ const (
 	clusterTimeout = 20 * time.Second
 )
 
-// Cluster is a Redis Cluster of masters without replicas.
+// Cluster is a Redis Cluster of masters, with replicas when started by
+// StartClusterWithReplicas.
 type Cluster struct {
 	Addrs []string // node addresses, Nodes[i].Addr
 	// URL lists every node: "redis://127.0.0.1:P1?addr=127.0.0.1:P2&addr=...",
@@ -30,11 +31,14 @@ type Cluster struct {
 	// Server.URL). ParseClusterURL does not know our CA: with Options.TLS set
 	// ClusterOptions.TLSConfig = Nodes[0].TLSConfig() after parsing.
 	URL   string
-	Nodes []*Server
+	Nodes []*Server // the primaries first, then their replicas
+	// Primaries is how many of Nodes started as primaries (and own slots).
+	Primaries int
 
-	opts   Options
-	dir    string // parent of the node directories
-	ownDir bool   // dir was created by StartCluster; Close removes it
+	replicas [][]int // replicas[i]: indices in Nodes of primary i's replicas
+	opts     Options
+	dir      string // parent of the node directories
+	ownDir   bool   // dir was created by StartCluster; Close removes it
 }
 
 // StartCluster starts an n-node (n >= 3) Redis Cluster of masters. Each node
@@ -53,12 +57,124 @@ func StartCluster(ctx context.Context, n int, o Options) (*Cluster, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Cluster{opts: o, dir: dir, ownDir: ownDir}
+	c := &Cluster{opts: o, dir: dir, ownDir: ownDir, Primaries: n}
 	if err := c.start(ctx, n); err != nil {
 		c.Close()
 		return nil, err
 	}
 	return c, nil
+}
+
+// StartClusterWithReplicas starts a Redis Cluster of primaries (>= 3)
+// primaries with replicas replicas each, as StartCluster does, then makes
+// each replica node CLUSTER REPLICATE its primary. It returns once every
+// replica's link is up and every node lists every replica in CLUSTER SLOTS
+// (at most 20 s more). Nodes holds the primaries, then the replicas;
+// ReplicasOf names them.
+func StartClusterWithReplicas(ctx context.Context, primaries, replicas int, o Options) (*Cluster, error) {
+	if primaries < 3 || replicas < 0 {
+		return nil, fmt.Errorf("a cluster needs at least 3 primaries, got %d (and %d replicas each)", primaries, replicas)
+	}
+	o.cluster = true
+	dir, ownDir, err := prepareDir(o.Dir)
+	if err != nil {
+		return nil, err
+	}
+	c := &Cluster{opts: o, dir: dir, ownDir: ownDir, Primaries: primaries}
+	if err := c.start(ctx, primaries*(1+replicas)); err != nil {
+		c.Close()
+		return nil, err
+	}
+	for i := 0; i < primaries; i++ {
+		c.replicas = append(c.replicas, nil)
+		for k := 0; k < replicas; k++ {
+			c.replicas[i] = append(c.replicas[i], primaries+i*replicas+k)
+		}
+	}
+	rctx, cancel := context.WithTimeout(ctx, clusterTimeout)
+	defer cancel()
+	if err := c.replicate(rctx); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("attaching replicas: %w", err)
+	}
+	return c, nil
+}
+
+// ReplicasOf returns the replicas primary i (an index in Nodes below
+// Primaries) started with.
+func (c *Cluster) ReplicasOf(i int) []*Server {
+	var out []*Server
+	if i < len(c.replicas) {
+		for _, k := range c.replicas[i] {
+			out = append(out, c.Nodes[k])
+		}
+	}
+	return out
+}
+
+// replicate attaches the replica nodes and waits for their links.
+func (c *Cluster) replicate(ctx context.Context) error {
+	for i, rs := range c.replicas {
+		var id string
+		err := withClient(c.Nodes[i], func(rdb *redis.Client) error {
+			var err error
+			id, err = rdb.Do(ctx, "CLUSTER", "MYID").Text()
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("CLUSTER MYID on %s: %w", c.Nodes[i].Addr, err)
+		}
+		for _, k := range rs {
+			err := withClient(c.Nodes[k], func(rdb *redis.Client) error {
+				return rdb.Do(ctx, "CLUSTER", "REPLICATE", id).Err()
+			})
+			if err != nil {
+				return fmt.Errorf("CLUSTER REPLICATE on %s: %w", c.Nodes[k].Addr, err)
+			}
+		}
+	}
+	want := 0
+	if len(c.replicas) > 0 {
+		want = len(c.replicas[0])
+	}
+	for {
+		problem := ""
+		for k := c.Primaries; k < len(c.Nodes) && problem == ""; k++ {
+			_ = withClient(c.Nodes[k], func(rdb *redis.Client) error {
+				info, err := rdb.Info(ctx, "replication").Result()
+				if err != nil || ParseInfo(info)["master_link_status"] != "up" {
+					problem = fmt.Sprintf("replica %s: link not up (%v)", c.Nodes[k].Addr, err)
+				}
+				return nil
+			})
+		}
+		for _, s := range c.Nodes {
+			if problem != "" {
+				break
+			}
+			_ = withClient(s, func(rdb *redis.Client) error {
+				slots, err := rdb.ClusterSlots(ctx).Result()
+				if err != nil {
+					problem = fmt.Sprintf("CLUSTER SLOTS on %s: %v", s.Addr, err)
+					return nil
+				}
+				for _, r := range slots {
+					if len(r.Nodes) != 1+want {
+						problem = fmt.Sprintf("%s lists %d nodes for slots %d-%d", s.Addr, len(r.Nodes), r.Start, r.End)
+					}
+				}
+				return nil
+			})
+		}
+		if problem == "" {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w: %s", ctx.Err(), problem)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 func (c *Cluster) start(ctx context.Context, n int) error {
@@ -128,13 +244,16 @@ func (c *Cluster) buildURL() string {
 // form assigns slots and joins the nodes, like redis-cli --cluster create
 // without replicas.
 func (c *Cluster) form(ctx context.Context) error {
-	n := len(c.Nodes)
+	n := c.Primaries
 	for i, s := range c.Nodes {
 		err := withClient(s, func(rdb *redis.Client) error {
 			// Distinct config epochs up front, so the nodes need not resolve
 			// epoch collisions before they agree on slot ownership.
 			if err := rdb.Do(ctx, "CLUSTER", "SET-CONFIG-EPOCH", i+1).Err(); err != nil {
 				return fmt.Errorf("CLUSTER SET-CONFIG-EPOCH: %w", err)
+			}
+			if i >= n {
+				return nil // a replica to be: no slots
 			}
 			first, last := i*clusterSlots/n, (i+1)*clusterSlots/n-1
 			if err := rdb.Do(ctx, "CLUSTER", "ADDSLOTSRANGE", first, last).Err(); err != nil {

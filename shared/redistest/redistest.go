@@ -163,7 +163,9 @@ type Cluster struct {
 	// Server.URL). ParseClusterURL does not know the test CA: with WithTLS set
 	// ClusterOptions.TLSConfig = Nodes[0].TLSConfig() after parsing.
 	URL   string
-	Nodes []*Server
+	Nodes []*Server // the primaries first, then their replicas
+	// Primaries is how many of Nodes started as primaries.
+	Primaries int
 
 	proc *redisproc.Cluster
 }
@@ -184,11 +186,43 @@ func StartCluster(t testing.TB, n int, opts ...Option) *Cluster {
 	if err != nil {
 		t.Fatalf("redistest: %v", err)
 	}
-	c := &Cluster{Addrs: p.Addrs, URL: p.URL, proc: p}
+	return wrapCluster(t, p)
+}
+
+func wrapCluster(t testing.TB, p *redisproc.Cluster) *Cluster {
+	c := &Cluster{Addrs: p.Addrs, URL: p.URL, Primaries: p.Primaries, proc: p}
 	for _, node := range p.Nodes {
 		c.Nodes = append(c.Nodes, newServer(t, node))
 	}
 	return c
+}
+
+// StartClusterWithReplicas starts a Redis Cluster of primaries (>= 3)
+// primaries with replicas replicas each (redisproc.StartClusterWithReplicas):
+// it returns once every replica's link is up and every node lists them.
+// Nodes holds the primaries, then the replicas; ReplicasOf names them.
+func StartClusterWithReplicas(t testing.TB, primaries, replicas int, opts ...Option) *Cluster {
+	t.Helper()
+	requireRedis(t)
+	p, err := redisproc.StartClusterWithReplicas(context.Background(), primaries, replicas, buildOptions(t, opts))
+	if err != nil {
+		t.Fatalf("redistest: %v", err)
+	}
+	return wrapCluster(t, p)
+}
+
+// ReplicasOf returns the replicas primary i (an index in Nodes below
+// Primaries) started with.
+func (c *Cluster) ReplicasOf(i int) []*Server {
+	var out []*Server
+	for _, r := range c.proc.ReplicasOf(i) {
+		for _, s := range c.Nodes {
+			if s.proc == r {
+				out = append(out, s)
+			}
+		}
+	}
+	return out
 }
 
 // Client returns a go-redis cluster client seeded with every node (password

@@ -20,6 +20,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -43,6 +45,14 @@ type Config struct {
 	MaxTransactions int           // evidence listed per alert
 	TTL             time.Duration // idle time after which a pair's keys expire
 	KeyPrefix       string        // default "ft:"
+
+	// MinReplicas is how many replicas must confirm a batch's writes (WAIT)
+	// before Apply returns them; 0 waits for none; AutoReplicas (-1): 1 on a
+	// Redis Cluster whose every primary has a replica, else 0, found out by
+	// Load or by the first Apply (see ResolveReplicas).
+	MinReplicas int
+	// ReplicaTimeout bounds that wait (required with MinReplicas).
+	ReplicaTimeout time.Duration
 }
 
 // Status is what the store did with a transfer.
@@ -81,6 +91,9 @@ type Store struct {
 	size   int64 // ms
 	slide  int64 // ms
 	args   [7]string
+
+	minReplicas atomic.Int64 // cfg.MinReplicas once resolved; AutoReplicas until then
+	assigned    sync.Map     // cluster node address -> assignedReplicas
 }
 
 // New makes a store. It does not touch Redis; call Load to check the
@@ -100,12 +113,17 @@ func New(rdb redis.UniversalClient, cfg Config) (*Store, error) {
 		return nil, errors.New("max transactions must not be negative")
 	case cfg.TTL < cfg.Lateness+cfg.Size:
 		return nil, errors.New("state TTL must be at least lateness + window size")
+	case cfg.MinReplicas < AutoReplicas:
+		return nil, errors.New("min replicas must not be negative")
+	case cfg.MinReplicas != 0 && cfg.ReplicaTimeout < time.Millisecond:
+		return nil, errors.New("min replicas needs a replica timeout of at least 1ms")
 	}
 	if cfg.KeyPrefix == "" {
 		cfg.KeyPrefix = "ft:"
 	}
 	g := gcd(size, slide)
 	s := &Store{rdb: rdb, cfg: cfg, bucket: g, size: size, slide: slide}
+	s.minReplicas.Store(int64(cfg.MinReplicas))
 	for i, v := range []int64{int64(cfg.Threshold), size, slide, g, cfg.Lateness.Milliseconds(), int64(cfg.MaxTransactions), cfg.TTL.Milliseconds()} {
 		s.args[i] = strconv.FormatInt(v, 10)
 	}
@@ -122,9 +140,14 @@ func gcd(a, b int64) int64 {
 // Config returns the store's configuration.
 func (s *Store) Config() Config { return s.cfg }
 
-// Load loads the script into Redis (every master of a cluster).
+// Load loads the script into Redis (every master of a cluster) and, with
+// AutoReplicas, finds out how many replicas to wait for.
 func (s *Store) Load(ctx context.Context) error {
-	return Script.Load(ctx, s.rdb).Err()
+	if err := Script.Load(ctx, s.rdb).Err(); err != nil {
+		return err
+	}
+	_, err := s.resolveReplicas(ctx)
+	return err
 }
 
 // Keys returns the two keys of a pair: its state hash and its dedupe set.
@@ -166,25 +189,32 @@ const (
 // them (the ones that did run are recognised as duplicates when
 // redelivered). The transfers go to Redis in script calls of up to
 // MaxPerCall (on a Redis Cluster, each call holds one pair's transfers, so
-// that its keys share a slot), all calls in one pipeline (split by go-redis
-// per cluster node). A pair's transfers keep their order.
+// that its keys share a slot), all calls in one pipeline (split per cluster
+// node). A pair's transfers keep their order.
+//
+// With Config.MinReplicas > 0, each node's pipeline ends with WAIT on the
+// same connection, and Apply returns a *ReplicaError when fewer replicas
+// than that confirmed the writes within Config.ReplicaTimeout: the writes
+// are on the primary but could be lost with it, so the batch must not be
+// acknowledged.
 func (s *Store) Apply(ctx context.Context, ts []event.Transfer) ([]Outcome, error) {
+	minReplicas, err := s.resolveReplicas(ctx)
+	if err != nil {
+		return nil, err
+	}
 	out := make([]Outcome, len(ts))
 	pending := s.plan(ts)
 	for attempt := 0; len(pending) > 0; attempt++ {
-		cmds := make([]*redis.Cmd, len(pending))
-		_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-			for k, c := range pending {
-				keys, args := s.callArgs(ts, c)
-				cmds[k] = Script.EvalSha(ctx, p, keys, args...)
-			}
-			return nil
-		})
+		cmds, err := s.exec(ctx, ts, pending, minReplicas)
 		var retry []call
+		var retryErr error
+		noScript, moved := false, false
 		for k, c := range pending {
 			cerr := cmds[k].Err()
-			if isNoScript(cerr) {
-				retry = append(retry, c)
+			if isNoScript(cerr) || (minReplicas > 0 && notRun(cerr)) {
+				retry, retryErr = append(retry, c), cerr
+				noScript = noScript || isNoScript(cerr)
+				moved = moved || notRun(cerr)
 				continue
 			}
 			if cerr != nil {
@@ -202,24 +232,180 @@ func (s *Store) Apply(ctx context.Context, ts []event.Transfer) ([]Outcome, erro
 				out[i] = o
 			}
 		}
+		if err != nil && minReplicas > 0 {
+			// Not a call's own error: too few replicas confirmed, or WAIT
+			// failed. Writes may be on the primary only.
+			return nil, err
+		}
 		if len(retry) == 0 {
 			if err != nil && !isNoScript(err) {
 				return nil, fmt.Errorf("window script: %w", err)
 			}
 			break
 		}
-		// Redis lost its script cache (a restart, SCRIPT FLUSH, a failover):
-		// load it again and rerun what did not run (a script that fails with
-		// NOSCRIPT changed nothing).
 		if attempt >= 2 {
-			return nil, fmt.Errorf("window script: %w", cmds[0].Err())
+			return nil, fmt.Errorf("window script: %w", retryErr)
 		}
-		if lerr := s.Load(ctx); lerr != nil {
-			return nil, fmt.Errorf("loading window script: %w", lerr)
+		if noScript {
+			// Redis lost its script cache (a restart, SCRIPT FLUSH, a
+			// failover): load it again and rerun what did not run (a script
+			// that fails with NOSCRIPT changed nothing).
+			if lerr := s.Load(ctx); lerr != nil {
+				return nil, fmt.Errorf("loading window script: %w", lerr)
+			}
+		}
+		if moved {
+			// MOVED, ASK, TRYAGAIN, CLUSTERDOWN: the node did not run the
+			// call. The cluster state is being reloaded (redisconn); give it
+			// a moment, then route the call again.
+			select {
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			case <-time.After(time.Duration(attempt+1) * 150 * time.Millisecond):
+			}
 		}
 		pending = retry
 	}
 	return out, nil
+}
+
+// exec runs the calls: one pipeline, or with MinReplicas one pipeline per
+// node ending with WAIT. It returns a command per call and, with
+// MinReplicas, the errors that are no call's own (a *ReplicaError, WAIT
+// failing); without, the pipeline's first error.
+func (s *Store) exec(ctx context.Context, ts []event.Transfer, pending []call, minReplicas int) ([]*redis.Cmd, error) {
+	cmds := make([]*redis.Cmd, len(pending))
+	if minReplicas <= 0 {
+		_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for k, c := range pending {
+				keys, args := s.callArgs(ts, c)
+				cmds[k] = Script.EvalSha(ctx, p, keys, args...)
+			}
+			return nil
+		})
+		return cmds, err
+	}
+	// WAIT counts the replicas that acknowledged the last write of its own
+	// connection: every node that takes writes gets its own pipeline (one
+	// connection), its calls, then WAIT.
+	cc, cluster := s.rdb.(*redis.ClusterClient)
+	if !cluster {
+		return cmds, s.execNode(ctx, s.rdb, ts, pending, cmds, minReplicas)
+	}
+	type group struct {
+		node *redis.Client
+		idx  []int
+	}
+	var groups []*group
+	byNode := map[*redis.Client]*group{}
+	for k, c := range pending {
+		first := s.Keys(ts[c.idx[0]].From, ts[c.idx[0]].To)[0]
+		node, err := cc.MasterForKey(ctx, first)
+		if err != nil {
+			for j := range cmds {
+				if cmds[j] == nil {
+					cmds[j] = redis.NewCmd(ctx)
+					cmds[j].SetErr(err)
+				}
+			}
+			return cmds, err
+		}
+		g := byNode[node]
+		if g == nil {
+			g = &group{node: node}
+			byNode[node] = g
+			groups = append(groups, g)
+		}
+		g.idx = append(g.idx, k)
+	}
+	errs := make([]error, len(groups))
+	var wg sync.WaitGroup
+	for gi, g := range groups {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sub := make([]call, len(g.idx))
+			subCmds := make([]*redis.Cmd, len(g.idx))
+			for j, k := range g.idx {
+				sub[j] = pending[k]
+			}
+			errs[gi] = s.execNode(ctx, g.node, ts, sub, subCmds, s.replicasOf(ctx, g.node, minReplicas))
+			for j, k := range g.idx {
+				cmds[k] = subCmds[j]
+			}
+		}()
+	}
+	wg.Wait()
+	return cmds, errors.Join(errs...)
+}
+
+// execNode runs calls on one node in one pipeline, then makes sure their
+// writes reached MinReplicas replicas. A PEXPIRE of a pair's state hash
+// (whose expiry the script refreshes anyway) before WAIT makes the
+// connection's last write the node's newest: a call that only found
+// duplicates writes nothing, and WAIT would otherwise wait only for an older
+// write of the connection, not for the unconfirmed state the duplicates
+// were found in.
+func (s *Store) execNode(ctx context.Context, rdb redis.Cmdable, ts []event.Transfer, calls []call, cmds []*redis.Cmd, minReplicas int) error {
+	var wait *redis.Cmd
+	_, _ = rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for k, c := range calls {
+			keys, args := s.callArgs(ts, c)
+			cmds[k] = Script.EvalSha(ctx, p, keys, args...)
+		}
+		if minReplicas == 0 {
+			return nil
+		}
+		last := ts[calls[len(calls)-1].idx[0]]
+		p.PExpire(ctx, s.Keys(last.From, last.To)[0], s.cfg.TTL)
+		// In the pipeline, WAIT's answer is read within the connection's read
+		// timeout (3 s and more in go-redis): config keeps the timeout below.
+		wait = p.Do(ctx, "WAIT", minReplicas, s.cfg.ReplicaTimeout.Milliseconds())
+		return nil
+	})
+	ran := false
+	for _, c := range cmds {
+		ran = ran || c.Err() == nil
+	}
+	if !ran || minReplicas == 0 {
+		return nil // nothing written: the calls' own errors tell what happened
+	}
+	if werr := wait.Err(); werr != nil {
+		return fmt.Errorf("WAIT: %w", werr)
+	}
+	if got, _ := wait.Int64(); got < int64(minReplicas) {
+		return &ReplicaError{Got: int(got), Want: minReplicas, Timeout: s.cfg.ReplicaTimeout}
+	}
+	return nil
+}
+
+// ReplicaError says that a batch's writes reached fewer replicas than
+// Config.MinReplicas within Config.ReplicaTimeout: they are on the primary
+// only, and a failover now could lose them. The batch must not be
+// acknowledged; its redelivery is exact (dedupe).
+type ReplicaError struct {
+	Got, Want int
+	Timeout   time.Duration
+}
+
+func (e *ReplicaError) Error() string {
+	return fmt.Sprintf("writes confirmed by %d of the %d replicas required within %s (REDIS_MIN_REPLICAS, REDIS_REPLICA_TIMEOUT)",
+		e.Got, e.Want, e.Timeout)
+}
+
+// notRun reports whether a call's error says the node did not run it: the
+// slot is elsewhere or the cluster cannot serve it now.
+func notRun(err error) bool {
+	if err == nil {
+		return false
+	}
+	if _, ok := redis.IsMovedError(err); ok {
+		return true
+	}
+	if _, ok := redis.IsAskError(err); ok {
+		return true
+	}
+	return redis.IsTryAgainError(err) || redis.IsClusterDownError(err)
 }
 
 // call is one script call: indices into the transfers, in order, and the

@@ -100,9 +100,17 @@ type Result struct {
 	CeilingPipeline   int     `json:"ceiling_pipeline"`
 	RedisUsPerTx      float64 `json:"redis_us_per_transfer"`
 	AlertLatencyCount int     `json:"alert_latency_samples"`
-	Cluster           bool    `json:"cluster"`
-	Long              bool    `json:"long"`
-	Seconds           float64 `json:"seconds"`
+	// REDIS_MIN_REPLICAS cost (stage 7): detect core on a primary with one
+	// replica, without and with WAIT 1.
+	ReplicasNoWaitTxPerS float64 `json:"replicas_nowait_tx_per_s"`
+	ReplicasWaitTxPerS   float64 `json:"replicas_wait_tx_per_s"`
+	ReplicasWaitRatio    float64 `json:"replicas_wait_ratio"`
+	ReplicasNoWaitP50Ms  float64 `json:"replicas_nowait_batch_p50_ms"`
+	ReplicasWaitP50Ms    float64 `json:"replicas_wait_batch_p50_ms"`
+	ReplicasWaitP99Ms    float64 `json:"replicas_wait_batch_p99_ms"`
+	Cluster              bool    `json:"cluster"`
+	Long                 bool    `json:"long"`
+	Seconds              float64 `json:"seconds"`
 }
 
 // durations of the stages.
@@ -186,6 +194,7 @@ func Run(ctx context.Context, opts Options, out io.Writer) (Result, error) {
 		{"4-e2e", r.e2eStage},
 		{"5-memory", r.memoryStage},
 		{"6-replay", r.replayStage},
+		{"7-replicas", r.replicasStage},
 	}
 	var errs []error
 	for _, s := range stages {
