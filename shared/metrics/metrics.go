@@ -29,6 +29,18 @@ var (
 	DeadLettered = promauto.NewCounterVec(prometheus.CounterOpts{
 		Name: "fintrans_dead_lettered_total", Help: "Records sent to the dead-letter topic, by reason.",
 	}, []string{"reason"})
+	// RulesReloadErrors counts changes of RULES_FILE that were refused.
+	RulesReloadErrors = promauto.NewCounter(prometheus.CounterOpts{
+		Name: "fintrans_rules_reload_errors_total", Help: "Changes of RULES_FILE refused (the previous rules stay in force).",
+	})
+	// RulesInfo is 1 for the version and source of the rule set in force.
+	RulesInfo = promauto.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "fintrans_rules_info", Help: "The rule set in force: 1 for its version and source.",
+	}, []string{"version", "source"})
+	// RulesEnabled is the number of enabled rules in force.
+	RulesEnabled = promauto.NewGauge(prometheus.GaugeOpts{
+		Name: "fintrans_rules_enabled", Help: "Enabled rules in the set in force.",
+	})
 	// RedisSeconds times window-script pipelines.
 	RedisSeconds = promauto.NewHistogram(prometheus.HistogramOpts{
 		Name: "fintrans_redis_seconds", Help: "Time of one window-script pipeline.",
