@@ -14,9 +14,11 @@ import (
 
 	ce "github.com/cloudevents/sdk-go/v2/event"
 
+	"github.com/fintrans/fintrans/shared/codec/cloudevent"
+	"github.com/fintrans/fintrans/shared/codec/seedline"
 	"github.com/fintrans/fintrans/shared/detect"
-	"github.com/fintrans/fintrans/shared/event"
 	"github.com/fintrans/fintrans/shared/sink"
+	"github.com/fintrans/fintrans/shared/transfer"
 )
 
 // Summary counts what a replay did.
@@ -49,7 +51,7 @@ func Run(ctx context.Context, d *detect.Detector, r io.Reader, source string, ou
 	})
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64*1024), 4<<20)
-	var items []event.Item
+	var items []transfer.Item
 	flush := func() error {
 		if len(items) == 0 {
 			return nil
@@ -79,7 +81,7 @@ func Run(ctx context.Context, d *detect.Detector, r io.Reader, source string, ou
 	n := 0
 	for sc.Scan() {
 		n++
-		line := []byte(event.TrimLine(sc.Text()))
+		line := []byte(seedline.Trim(sc.Text()))
 		if len(line) == 0 || line[0] == '#' {
 			continue
 		}
@@ -97,21 +99,21 @@ func Run(ctx context.Context, d *detect.Detector, r io.Reader, source string, ou
 	return sum, flush()
 }
 
-func decodeLine(line []byte, source string, n int) event.Item {
+func decodeLine(line []byte, source string, n int) transfer.Item {
 	ref := "line " + strconv.Itoa(n)
 	if line[0] == '{' {
 		var e ce.Event
 		if err := json.Unmarshal(line, &e); err != nil {
-			return event.Item{Ref: ref, Err: &event.InputError{Reason: "not a CloudEvent: " + strings.TrimSpace(err.Error())}}
+			return transfer.Item{Ref: ref, Err: &transfer.InputError{Reason: "not a CloudEvent: " + strings.TrimSpace(err.Error())}}
 		}
-		it := event.FromCloudEvent(e)
+		it := cloudevent.FromEvent(e)
 		it.Ref = ref
 		return it
 	}
-	t, err := event.ParseLine(string(line))
+	t, err := seedline.Parse(string(line))
 	if err == nil {
 		t.Source, t.ID = source, "line-"+strconv.Itoa(n)
 		err = t.Validate()
 	}
-	return event.Item{Ref: ref, Transfer: t, Err: err}
+	return transfer.Item{Ref: ref, Transfer: t, Err: err}
 }

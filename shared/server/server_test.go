@@ -17,9 +17,9 @@ import (
 
 	ce "github.com/cloudevents/sdk-go/v2/event"
 
+	"github.com/fintrans/fintrans/shared/codec/cloudevent"
 	"github.com/fintrans/fintrans/shared/config"
 	"github.com/fintrans/fintrans/shared/detect"
-	"github.com/fintrans/fintrans/shared/event"
 	"github.com/fintrans/fintrans/shared/money"
 	"github.com/fintrans/fintrans/shared/redistest"
 	"github.com/fintrans/fintrans/shared/server"
@@ -42,7 +42,7 @@ func post(t *testing.T, u, id, at, body string) int {
 	t.Helper()
 	req, _ := http.NewRequest(http.MethodPost, u, strings.NewReader(body))
 	for k, v := range map[string]string{"Content-Type": "application/json", "Ce-Specversion": "1.0",
-		"Ce-Type": event.TransactionType, "Ce-Id": id, "Ce-Source": "/metrics-test", "Ce-Time": at} {
+		"Ce-Type": cloudevent.TransactionType, "Ce-Id": id, "Ce-Source": "/metrics-test", "Ce-Time": at} {
 		req.Header.Set(k, v)
 	}
 	res, err := http.DefaultClient.Do(req)

@@ -10,8 +10,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/fintrans/fintrans/shared/event"
 	"github.com/fintrans/fintrans/shared/server"
+	"github.com/fintrans/fintrans/shared/transfer"
 )
 
 // Handler is the viewer's HTTP face:
@@ -169,7 +169,7 @@ type pageData struct {
 
 var page = template.Must(template.New("viewer").Funcs(template.FuncMap{
 	"stamp": stamp,
-	"more": func(a event.Alert) int {
+	"more": func(a transfer.Alert) int {
 		return a.Count - len(a.Transactions)
 	},
 }).Parse(`<!doctype html>

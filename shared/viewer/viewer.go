@@ -19,10 +19,11 @@ import (
 	"github.com/cloudevents/sdk-go/protocol/kafka_sarama/v2"
 	"github.com/cloudevents/sdk-go/v2/binding"
 
+	"github.com/fintrans/fintrans/shared/codec/cloudevent"
 	"github.com/fintrans/fintrans/shared/config"
-	"github.com/fintrans/fintrans/shared/event"
 	"github.com/fintrans/fintrans/shared/kafka"
 	"github.com/fintrans/fintrans/shared/metrics"
+	"github.com/fintrans/fintrans/shared/transfer"
 )
 
 // Defaults of a Viewer's tunables.
@@ -37,7 +38,7 @@ const (
 // Printed is an alert the viewer printed.
 type Printed struct {
 	ID        string
-	Alert     event.Alert
+	Alert     transfer.Alert
 	PrintedAt time.Time
 }
 
@@ -312,24 +313,24 @@ func (v *Viewer) handle(msg *sarama.ConsumerMessage, printed *atomic.Int64) {
 	}
 }
 
-func decode(msg *sarama.ConsumerMessage) (event.Alert, string, error) {
+func decode(msg *sarama.ConsumerMessage) (transfer.Alert, string, error) {
 	m := kafka_sarama.NewMessageFromConsumerMessage(msg)
 	if m.ReadEncoding() == binding.EncodingUnknown {
-		return event.Alert{}, "", errors.New("not a CloudEvent")
+		return transfer.Alert{}, "", errors.New("not a CloudEvent")
 	}
 	e, err := binding.ToEvent(context.Background(), m)
 	if err != nil {
-		return event.Alert{}, "", fmt.Errorf("malformed CloudEvent: %w", err)
+		return transfer.Alert{}, "", fmt.Errorf("malformed CloudEvent: %w", err)
 	}
-	a, err := event.AlertFromCloudEvent(*e)
+	a, err := cloudevent.ToAlert(*e)
 	if err != nil {
-		return event.Alert{}, "", err
+		return transfer.Alert{}, "", err
 	}
 	return a, e.ID(), nil
 }
 
 // print writes an alert unless its id was printed before.
-func (v *Viewer) print(id string, a event.Alert) bool {
+func (v *Viewer) print(id string, a transfer.Alert) bool {
 	v.outMu.Lock()
 	defer v.outMu.Unlock()
 	if !v.seen.add(id) {

@@ -4,7 +4,7 @@ import (
 	"context"
 	"sync"
 
-	"github.com/fintrans/fintrans/shared/event"
+	"github.com/fintrans/fintrans/shared/transfer"
 )
 
 // Coalescer merges concurrent Apply calls, the group commit of databases:
@@ -29,7 +29,7 @@ type Coalescer struct {
 }
 
 type waiter struct {
-	ts   []event.Transfer
+	ts   []transfer.Transfer
 	out  []Outcome
 	err  error
 	done chan struct{}
@@ -37,7 +37,7 @@ type waiter struct {
 
 // Apply applies ts as Store.Apply does, possibly in one batch with the
 // transfers of concurrent callers.
-func (c *Coalescer) Apply(ctx context.Context, ts []event.Transfer) ([]Outcome, error) {
+func (c *Coalescer) Apply(ctx context.Context, ts []transfer.Transfer) ([]Outcome, error) {
 	if len(ts) == 0 {
 		return nil, nil
 	}
@@ -86,7 +86,7 @@ func (c *Coalescer) take() []*waiter {
 // the next batch, if any, in a goroutine of its own, so that the caller that
 // flew returns as soon as its own answer is in.
 func (c *Coalescer) fly(batch []*waiter) {
-	var all []event.Transfer
+	var all []transfer.Transfer
 	if len(batch) == 1 {
 		all = batch[0].ts
 	} else {

@@ -24,8 +24,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/fintrans/fintrans/shared/event"
 	"github.com/fintrans/fintrans/shared/money"
+	"github.com/fintrans/fintrans/shared/transfer"
 )
 
 //go:embed window.lua
@@ -69,8 +69,8 @@ func (s Status) String() string {
 // Outcome is the result of one transfer.
 type Outcome struct {
 	Status Status
-	Alerts []event.Alert // fired (or, for a redelivered duplicate, fired again)
-	Newest time.Time     // for Late: the newest time seen for the pair
+	Alerts []transfer.Alert // fired (or, for a redelivered duplicate, fired again)
+	Newest time.Time        // for Late: the newest time seen for the pair
 }
 
 // Store applies transfers to Redis.
@@ -147,7 +147,7 @@ func (s *Store) tag(from, to string) string {
 // (members over zset-max-listpack-value, 64 bytes, turn it into a skiplist of
 // about 200 bytes a member); 128 bits make a collision between two distinct
 // transfers of one pair practically impossible.
-func idKey(t event.Transfer) string {
+func idKey(t transfer.Transfer) string {
 	sum := sha256.Sum256([]byte(strconv.Itoa(len(t.Source)) + ":" + t.Source + t.ID))
 	return base64.RawURLEncoding.EncodeToString(sum[:16])
 }
@@ -168,7 +168,7 @@ const (
 // MaxPerCall (on a Redis Cluster, each call holds one pair's transfers, so
 // that its keys share a slot), all calls in one pipeline (split by go-redis
 // per cluster node). A pair's transfers keep their order.
-func (s *Store) Apply(ctx context.Context, ts []event.Transfer) ([]Outcome, error) {
+func (s *Store) Apply(ctx context.Context, ts []transfer.Transfer) ([]Outcome, error) {
 	out := make([]Outcome, len(ts))
 	pending := s.plan(ts)
 	for attempt := 0; len(pending) > 0; attempt++ {
@@ -231,7 +231,7 @@ type call struct {
 
 // plan cuts ts into script calls. On a Redis Cluster a call holds one pair's
 // transfers; elsewhere any pairs.
-func (s *Store) plan(ts []event.Transfer) []call {
+func (s *Store) plan(ts []transfer.Transfer) []call {
 	var groups [][]int
 	if _, cluster := s.rdb.(*redis.ClusterClient); cluster {
 		byPair := map[[2]string]int{}
@@ -275,7 +275,7 @@ func (s *Store) plan(ts []event.Transfer) []call {
 }
 
 // span is the range of bucket indices the windows holding t cover.
-func (s *Store) span(t event.Transfer) (int64, int64) {
+func (s *Store) span(t transfer.Transfer) (int64, int64) {
 	ms := t.Time.UnixMilli()
 	newest := floorDiv(ms, s.slide) * s.slide // the latest window start holding ms
 	oldest := newest
@@ -296,7 +296,7 @@ func floorDiv(a, b int64) int64 {
 // callArgs is one call's KEYS and ARGV (see window.lua): the configuration,
 // the decimal indices of every bucket its transfers' windows cover, and per
 // transfer its dedupe key, time, amount and evidence tail.
-func (s *Store) callArgs(ts []event.Transfer, c call) ([]string, []any) {
+func (s *Store) callArgs(ts []transfer.Transfer, c call) ([]string, []any) {
 	lo, hi := c.lo, c.hi
 	keys := make([]string, 0, 2*len(c.idx))
 	args := make([]any, 0, len(s.args)+3+2*int(hi-lo+1)+4*len(c.idx))
@@ -327,7 +327,7 @@ func isNoScript(err error) bool {
 }
 
 // parse reads the script's answer for one transfer {status, info, alert...}.
-func (s *Store) parse(t event.Transfer, v any) (Outcome, error) {
+func (s *Store) parse(t transfer.Transfer, v any) (Outcome, error) {
 	if n, ok := v.(int64); ok && n == int64(Counted) {
 		return Outcome{Status: Counted}, nil
 	}
@@ -356,10 +356,10 @@ func (s *Store) parse(t event.Transfer, v any) (Outcome, error) {
 	return o, nil
 }
 
-func (s *Store) parseAlert(t event.Transfer, raw any) (event.Alert, error) {
+func (s *Store) parseAlert(t transfer.Transfer, raw any) (transfer.Alert, error) {
 	f, ok := raw.([]any)
 	if !ok || len(f) != 6 {
-		return event.Alert{}, fmt.Errorf("window script: malformed alert %v", raw)
+		return transfer.Alert{}, fmt.Errorf("window script: malformed alert %v", raw)
 	}
 	start, _ := f[0].(int64)
 	total, _ := f[1].(int64)
@@ -367,7 +367,7 @@ func (s *Store) parseAlert(t event.Transfer, raw any) (event.Alert, error) {
 	fired, _ := f[3].(int64)
 	seq, _ := f[4].(int64)
 	ev, _ := f[5].([]any)
-	a := event.Alert{
+	a := transfer.Alert{
 		From:        t.From,
 		To:          t.To,
 		WindowStart: time.UnixMilli(start).UTC(),
@@ -382,7 +382,7 @@ func (s *Store) parseAlert(t event.Transfer, raw any) (event.Alert, error) {
 		str, _ := v.(string)
 		got, err := parseEvidence(str, seq, es)
 		if err != nil {
-			return event.Alert{}, err
+			return transfer.Alert{}, err
 		}
 		es = got
 	}
@@ -395,9 +395,9 @@ func (s *Store) parseAlert(t event.Transfer, raw any) (event.Alert, error) {
 	if len(es) > s.cfg.MaxTransactions {
 		es = es[:s.cfg.MaxTransactions]
 	}
-	a.Transactions = make([]event.AlertTransfer, len(es))
+	a.Transactions = make([]transfer.AlertTransfer, len(es))
 	for i, e := range es {
-		a.Transactions[i] = event.AlertTransfer{ID: e.id, Time: time.UnixMilli(e.ms).UTC(), Amount: e.amount}
+		a.Transactions[i] = transfer.AlertTransfer{ID: e.id, Time: time.UnixMilli(e.ms).UTC(), Amount: e.amount}
 	}
 	a.Truncated = len(a.Transactions) < a.Count
 	return a, nil

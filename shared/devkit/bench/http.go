@@ -16,8 +16,8 @@ import (
 	ce "github.com/cloudevents/sdk-go/v2/event"
 	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
 
+	"github.com/fintrans/fintrans/shared/codec/httpreq"
 	"github.com/fintrans/fintrans/shared/detect"
-	"github.com/fintrans/fintrans/shared/event"
 	"github.com/fintrans/fintrans/shared/sink"
 	"github.com/fintrans/fintrans/shared/window"
 )
@@ -99,7 +99,7 @@ func (r *runner) httpStage(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		bodies[i] = prepared{header: http.Header{"Content-Type": {event.BatchContentType}}, body: body}
+		bodies[i] = prepared{header: http.Header{"Content-Type": {httpreq.BatchContentType}}, body: body}
 	}
 	batches = nil
 	stop = r.profile("3-http-batch")

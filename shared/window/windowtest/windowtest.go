@@ -10,7 +10,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/fintrans/fintrans/shared/event"
+	"github.com/fintrans/fintrans/shared/transfer"
 	"github.com/fintrans/fintrans/shared/window"
 	"github.com/fintrans/fintrans/shared/window/flinkref"
 )
@@ -20,7 +20,7 @@ import (
 // remembered equal the distinct transfers, and every window's total equals
 // the reference sum. It holds for streams that span less than the allowed
 // lateness (nothing pruned yet).
-func CountedOnce(t testing.TB, st *window.Store, ts []event.Transfer) {
+func CountedOnce(t testing.TB, st *window.Store, ts []transfer.Transfer) {
 	t.Helper()
 	cfg := st.Config()
 	distinct := map[[2]string]int64{}

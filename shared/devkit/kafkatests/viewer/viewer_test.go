@@ -21,12 +21,13 @@ import (
 	ce "github.com/cloudevents/sdk-go/v2/event"
 
 	"github.com/fintrans/fintrans/shared/app"
+	"github.com/fintrans/fintrans/shared/codec/cloudevent"
 	"github.com/fintrans/fintrans/shared/config"
 	"github.com/fintrans/fintrans/shared/devkit/embeddedkafka"
-	"github.com/fintrans/fintrans/shared/event"
 	"github.com/fintrans/fintrans/shared/kafka"
 	"github.com/fintrans/fintrans/shared/money"
 	"github.com/fintrans/fintrans/shared/sink"
+	"github.com/fintrans/fintrans/shared/transfer"
 	"github.com/fintrans/fintrans/shared/viewer"
 )
 
@@ -97,11 +98,11 @@ func newRig(t *testing.T, logFormat string) *rig {
 	return r
 }
 
-func (r *rig) send(t *testing.T, alerts ...event.Alert) {
+func (r *rig) send(t *testing.T, alerts ...transfer.Alert) {
 	t.Helper()
 	evs := make([]ce.Event, len(alerts))
 	for i, a := range alerts {
-		evs[i] = a.CloudEvent()
+		evs[i] = cloudevent.Alert(a)
 	}
 	if err := r.alerts.Send(context.Background(), evs); err != nil {
 		t.Fatal(err)
@@ -125,13 +126,13 @@ func (r *rig) drain(t *testing.T) (int, time.Duration) {
 
 var base = time.Date(2017, 7, 23, 1, 0, 0, 0, time.UTC)
 
-func alert(from, to string, start time.Time, amounts ...money.Cents) event.Alert {
-	a := event.Alert{From: from, To: to, WindowStart: start, WindowEnd: start.Add(10 * time.Minute),
+func alert(from, to string, start time.Time, amounts ...money.Cents) transfer.Alert {
+	a := transfer.Alert{From: from, To: to, WindowStart: start, WindowEnd: start.Add(10 * time.Minute),
 		Threshold: 10000_00, Count: len(amounts)}
 	for i, m := range amounts {
 		ts := start.Add(time.Duration(i+1) * time.Minute)
 		a.Total += m
-		a.Transactions = append(a.Transactions, event.AlertTransfer{ID: from + "-" + to + "-" + string(rune('a'+i)), Time: ts, Amount: m})
+		a.Transactions = append(a.Transactions, transfer.AlertTransfer{ID: from + "-" + to + "-" + string(rune('a'+i)), Time: ts, Amount: m})
 		a.Time = ts
 	}
 	return a
@@ -267,7 +268,7 @@ func TestDrainEmptyTopicIsQuick(t *testing.T) {
 
 func TestConcurrentDrains(t *testing.T) {
 	r := newRig(t, "text")
-	var as []event.Alert
+	var as []transfer.Alert
 	for i := range 20 {
 		as = append(as, alert("a", "b", base.Add(time.Duration(i)*2*time.Minute), 6000_00, 5000_00))
 	}
