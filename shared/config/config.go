@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/fintrans/fintrans/shared/money"
+	"github.com/fintrans/fintrans/shared/window"
 )
 
 // Config is the whole configuration. Zero values are never used: Load fills
@@ -209,14 +210,9 @@ func FromLookup(lookup func(string) (string, bool)) (Config, error) {
 
 	// Relations between values.
 	if r.err == nil {
-		if c.WindowSlide > c.WindowSize {
-			r.fail("WINDOW_SLIDE", fmt.Sprintf("%s is longer than WINDOW_SIZE %s", c.WindowSlide, c.WindowSize))
-		}
-		if c.WindowSize%time.Millisecond != 0 || c.WindowSlide%time.Millisecond != 0 {
-			r.fail("WINDOW_SIZE", "window size and slide must be whole milliseconds")
-		}
-		if c.StateTTL < c.AllowedLateness+c.WindowSize {
-			r.fail("STATE_TTL", fmt.Sprintf("%s is shorter than ALLOWED_LATENESS + WINDOW_SIZE (%s)", c.StateTTL, c.AllowedLateness+c.WindowSize))
+		var fe *window.FieldError
+		if err := c.Window().Validate(); errors.As(err, &fe) {
+			r.fail(windowVars[fe.Field], fe.Reason)
 		}
 		if c.HTTPReadHeaderTimeout > c.HTTPReadTimeout {
 			r.fail("HTTP_READ_HEADER_TIMEOUT", fmt.Sprintf("%s is longer than HTTP_READ_TIMEOUT %s", c.HTTPReadHeaderTimeout, c.HTTPReadTimeout))
@@ -228,9 +224,21 @@ func FromLookup(lookup func(string) (string, bool)) (Config, error) {
 	return c, r.err
 }
 
-// Window sizes in milliseconds, as the window store wants them.
-func (c Config) WindowSizeMillis() int64  { return c.WindowSize.Milliseconds() }
-func (c Config) WindowSlideMillis() int64 { return c.WindowSlide.Milliseconds() }
+// Window is the window store's part of the configuration.
+func (c Config) Window() window.Config {
+	return window.Config{
+		Threshold:       c.Threshold,
+		Size:            c.WindowSize,
+		Slide:           c.WindowSlide,
+		Lateness:        c.AllowedLateness,
+		MaxTransactions: c.AlertMaxTransactions,
+		TTL:             c.StateTTL,
+	}
+}
+
+// windowVars names the variable of each field of window.Config.
+var windowVars = map[string]string{"Threshold": "FRAUD_THRESHOLD", "Size": "WINDOW_SIZE", "Slide": "WINDOW_SLIDE",
+	"Lateness": "ALLOWED_LATENESS", "MaxTransactions": "ALERT_MAX_TRANSACTIONS", "TTL": "STATE_TTL"}
 
 type reader struct {
 	lookup func(string) (string, bool)

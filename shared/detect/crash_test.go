@@ -242,7 +242,7 @@ func crashRun(t *testing.T, instances int, seed uint64) {
 	}
 
 	sk := &crashSink{rng: rand.New(rand.NewPCG(seed, 1)), offered: map[string]int{}, calls: map[fault]int{}}
-	d := &detect.Detector{Store: st, Sink: sk, Redis: rdb}
+	d := &detect.Detector{Store: st, Sink: sk}
 	q := &redeliveryQueue{rng: rand.New(rand.NewPCG(seed, 3)), pending: batches(rng, ts)}
 	q.cond = sync.NewCond(&q.mu)
 

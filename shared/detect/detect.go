@@ -12,7 +12,6 @@ import (
 	"time"
 
 	ce "github.com/cloudevents/sdk-go/v2/event"
-	"github.com/redis/go-redis/v9"
 
 	"github.com/fintrans/fintrans/shared/codec/cloudevent"
 	"github.com/fintrans/fintrans/shared/metrics"
@@ -50,7 +49,6 @@ type Detector struct {
 	Store Applier
 	Sink  sink.Sink
 	Log   *slog.Logger
-	Redis redis.UniversalClient // for readiness checks; may be nil
 
 	// MaxClockSkew is how far ahead of Now a transfer may be dated
 	// (MAX_CLOCK_SKEW); one dated further is refused as invalid and changes

@@ -70,7 +70,7 @@ func setup(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	fs := &fakeSink{}
-	h := &detect.Handler{Detector: &detect.Detector{Store: st, Sink: fs, Redis: rdb}, MaxBodyBytes: 64 << 10, MaxBatch: 100}
+	h := &detect.Handler{Detector: &detect.Detector{Store: st, Sink: fs}, MaxBodyBytes: 64 << 10, MaxBatch: 100}
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	return &fixture{rdb: rdb, sink: fs, srv: srv}

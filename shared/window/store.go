@@ -34,17 +34,6 @@ var scriptSource string
 // Script is the window script.
 var Script = redis.NewScript(scriptSource)
 
-// Config is the detection configuration the script applies.
-type Config struct {
-	Threshold       money.Cents
-	Size            time.Duration
-	Slide           time.Duration
-	Lateness        time.Duration
-	MaxTransactions int           // evidence listed per alert
-	TTL             time.Duration // idle time after which a pair's keys expire
-	KeyPrefix       string        // default "ft:"
-}
-
 // Status is what the store did with a transfer.
 type Status int
 
@@ -87,19 +76,8 @@ type Store struct {
 // connection and load the script.
 func New(rdb redis.UniversalClient, cfg Config) (*Store, error) {
 	size, slide := cfg.Size.Milliseconds(), cfg.Slide.Milliseconds()
-	switch {
-	case size <= 0 || slide <= 0 || cfg.Size%time.Millisecond != 0 || cfg.Slide%time.Millisecond != 0:
-		return nil, errors.New("window size and slide must be positive whole milliseconds")
-	case slide > size:
-		return nil, errors.New("window slide is longer than the window size")
-	case cfg.Threshold <= 0:
-		return nil, errors.New("threshold must be positive")
-	case cfg.Lateness < 0:
-		return nil, errors.New("lateness must not be negative")
-	case cfg.MaxTransactions < 0:
-		return nil, errors.New("max transactions must not be negative")
-	case cfg.TTL < cfg.Lateness+cfg.Size:
-		return nil, errors.New("state TTL must be at least lateness + window size")
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
 	if cfg.KeyPrefix == "" {
 		cfg.KeyPrefix = "ft:"

@@ -123,7 +123,7 @@ func (r *runner) e2eStage(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	c := &consumer.Consumer{Group: group, Topic: txTopic, Detector: &detect.Detector{Store: &window.Coalescer{Store: st}, Sink: out, Log: r.quiet, Redis: r.rdb},
+	c := &consumer.Consumer{Group: group, Topic: txTopic, Detector: &detect.Detector{Store: &window.Coalescer{Store: st}, Sink: out, Log: r.quiet},
 		DLQ: dlq, DLQTopic: dlqTopic, MaxBatch: r.cfg.MaxBatch, Log: r.quiet}
 	cctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)

@@ -43,7 +43,7 @@ func (r *runner) httpStage(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	d := &detect.Detector{Store: &window.Coalescer{Store: st}, Log: r.quiet, Redis: r.rdb, MaxClockSkew: streamSkew,
+	d := &detect.Detector{Store: &window.Coalescer{Store: st}, Log: r.quiet, MaxClockSkew: streamSkew,
 		Sink: sink.Func(func(context.Context, []ce.Event) error { return nil })}
 	srv := httptest.NewServer(&detect.Handler{Detector: d, MaxBodyBytes: r.cfg.MaxBodyBytes, MaxBatch: r.cfg.MaxBatch})
 	defer srv.Close()

@@ -177,7 +177,7 @@ func (r *runner) detectStage(ctx context.Context) error {
 
 	batches := r.buildEvents(int(before*r.t.stage.Seconds()*1.2), r.pipe)
 	var alerts atomic.Int64
-	d := &detect.Detector{Store: &window.Coalescer{Store: st}, Log: r.quiet, Redis: r.rdb, MaxClockSkew: streamSkew,
+	d := &detect.Detector{Store: &window.Coalescer{Store: st}, Log: r.quiet, MaxClockSkew: streamSkew,
 		Sink: sink.Func(func(_ context.Context, evs []ce.Event) error { alerts.Add(int64(len(evs))); return nil })}
 	stop := r.profile("2-detect-core")
 	m := r.startMeter(ctx)

@@ -157,7 +157,7 @@ func (r *rig) start(out sink.Sink, maxBatch int) {
 		r.t.Fatal(err)
 	}
 	r.c = &consumer.Consumer{Group: group, Topic: "transactions",
-		Detector: &detect.Detector{Store: r.st, Sink: out, Log: quiet, Redis: r.rdb},
+		Detector: &detect.Detector{Store: r.st, Sink: out, Log: quiet},
 		MaxBatch: maxBatch, Log: quiet}
 	ctx, cancel := context.WithCancel(context.Background())
 	r.cancel, r.done = cancel, make(chan error, 1)
@@ -599,13 +599,14 @@ func (r *kafkaRig) stopBroker() {
 	r.k = nil
 }
 
-// consumer wires detect's consumer with app.Consumer (which waits for Kafka)
+// consumer wires detect's consumer with app.New("consume") (which waits for Kafka)
 // and runs it until the test ends.
 func (r *kafkaRig) consumer(ctx context.Context) (*consumer.Consumer, error) {
-	c, closeConsumer, err := app.Consumer(ctx, r.cfg, quiet)
+	f, err := app.New(ctx, "consume", r.cfg, quiet)
 	if err != nil {
 		return nil, err
 	}
+	c, closeConsumer := f.Consumer, f.Close
 	runCtx, stop := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- c.Run(runCtx) }()
@@ -648,7 +649,7 @@ func (r *kafkaRig) waitCommitted(c *consumer.Consumer, n int, timeout time.Durat
 	rg.waitAllCommitted(n, timeout)
 }
 
-// TestKafkaComesUpLate: detect's consumer is wired (app.Consumer, which
+// TestKafkaComesUpLate: detect's consumer is wired (app.New("consume"), which
 // waits for Kafka with backoff) against a broker that comes up two seconds
 // later; then it processes everything the generator sends, and the alerts
 // equal the reference.
@@ -671,7 +672,7 @@ func TestKafkaComesUpLate(t *testing.T) {
 		t.Fatalf("consumer against a late broker: %v", err)
 	}
 	if waited < 2*time.Second {
-		t.Fatalf("app.Consumer returned after %v, before the broker was up", waited)
+		t.Fatalf("app.New(consume) returned after %v, before the broker was up", waited)
 	}
 	gen, advance := r.generator(r.kc.Producer.Retry.Max)
 	var sent []transfer.Transfer
@@ -685,7 +686,7 @@ func TestKafkaComesUpLate(t *testing.T) {
 	}
 	r.waitCommitted(c, len(sent), 30*time.Second)
 	n := checkAlertsIn(t, r.cfg, r.kc, sent, "late start")
-	t.Logf("app.Consumer waited %v for the broker; %d transfers, %d alerts; %v", waited.Round(time.Millisecond), len(sent), n, time.Since(start).Round(time.Millisecond))
+	t.Logf("app.New(consume) waited %v for the broker; %d transfers, %d alerts; %v", waited.Round(time.Millisecond), len(sent), n, time.Since(start).Round(time.Millisecond))
 }
 
 // TestKafkaBrokerReplaced: the broker goes away under a running generator

@@ -243,7 +243,7 @@ func TestEpisodesAreAlerted(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer rdb.Close()
-	st, err := window.New(rdb, app.WindowConfig(cfg))
+	st, err := window.New(rdb, cfg.Window())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -450,12 +450,12 @@ func consumeAll(t *testing.T, brokers []string, topic string, want int) []*saram
 func TestWiring(t *testing.T) {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	cfg := config.Default()
-	if _, err := app.NewGeneratorFrom(context.Background(), cfg, log); err == nil || !strings.Contains(err.Error(), "KAFKA_BROKERS or K_SINK") {
+	if _, err := app.New(context.Background(), "generator", cfg, log); err == nil || !strings.Contains(err.Error(), "KAFKA_BROKERS or K_SINK") {
 		t.Errorf("no brokers, no sink: err %v", err)
 	}
 	cfg.KSink = "http://127.0.0.1:1/"
 	cfg.GeneratorFormat = "line"
-	if _, err := app.NewGeneratorFrom(context.Background(), cfg, log); err == nil || !strings.Contains(err.Error(), "GENERATOR_FORMAT=line") {
+	if _, err := app.New(context.Background(), "generator", cfg, log); err == nil || !strings.Contains(err.Error(), "GENERATOR_FORMAT=line") {
 		t.Errorf("K_SINK with line format: err %v", err)
 	}
 
@@ -469,7 +469,7 @@ func TestWiring(t *testing.T) {
 		cfg.KafkaBrokers = k.Brokers
 		cfg.GeneratorFormat = format
 		cfg.GeneratorTransfers = 10
-		g, err := app.NewGeneratorFrom(context.Background(), cfg, log)
+		g, err := app.New(context.Background(), "generator", cfg, log)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -92,7 +92,7 @@ func newRig(t *testing.T, logFormat string) *rig {
 		t.Fatal(err)
 	}
 	r := &rig{k: k, kc: kc, alerts: s, raw: raw, cfg: cfg, out: &syncBuffer{}, logs: &syncBuffer{}}
-	r.v = viewer.New(cfg, k.Brokers, vc, r.out, slog.New(slog.NewTextHandler(r.logs, nil)))
+	r.v = viewer.New(viewerConfig(cfg, k.Brokers), vc, r.out, slog.New(slog.NewTextHandler(r.logs, nil)))
 	t.Cleanup(func() { r.v.Close() })
 	r.handler = &viewer.Handler{Viewer: r.v}
 	return r
@@ -243,7 +243,7 @@ func TestDrainCommitsForANewViewer(t *testing.T) {
 	// the committed offsets.
 	vc, _ := kafka.Config("viewer", "")
 	out := &syncBuffer{}
-	v2 := viewer.New(r.cfg, r.k.Brokers, vc, out, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	v2 := viewer.New(viewerConfig(r.cfg, r.k.Brokers), vc, out, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	defer v2.Close()
 	r.send(t, alert("3", "4", base, 6000_00, 5000_00))
 	start := time.Now()
@@ -408,7 +408,7 @@ func TestHandlerKafkaDown(t *testing.T) {
 	vc, _ := kafka.Config("viewer", "")
 	vc.Metadata.Retry.Max = 0
 	vc.Net.DialTimeout = 200 * time.Millisecond
-	v := viewer.New(cfg, []string{"127.0.0.1:1"}, vc, io.Discard, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	v := viewer.New(viewerConfig(cfg, []string{"127.0.0.1:1"}), vc, io.Discard, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	defer v.Close()
 	rec := httptest.NewRecorder()
 	(&viewer.Handler{Viewer: v}).ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/", nil))
@@ -439,7 +439,7 @@ func TestQuote(t *testing.T) {
 
 func TestWiring(t *testing.T) {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	if _, err := app.NewViewerFrom(context.Background(), config.Default(), log, nil); err == nil {
+	if _, err := app.New(context.Background(), "viewer", config.Default(), log, ); err == nil {
 		t.Error("viewer without KAFKA_BROKERS: no error")
 	}
 	r := newRig(t, "text")
@@ -448,7 +448,7 @@ func TestWiring(t *testing.T) {
 	cfg.KafkaBrokers = r.k.Brokers
 	cfg.ViewerGroup = "other-viewer"
 	out := &syncBuffer{}
-	v, err := app.NewViewerFrom(context.Background(), cfg, log, out)
+	v, err := app.New(context.Background(), "viewer", cfg, log, app.WithOutput(out))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -487,7 +487,7 @@ func TestViewerTokenProtectsAlertData(t *testing.T) {
 		t.Fatal(err)
 	}
 	logs := &syncBuffer{}
-	v, err := app.NewViewerFrom(context.Background(), cfg, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})), io.Discard)
+	v, err := app.New(context.Background(), "viewer", cfg, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})), app.WithOutput(io.Discard))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -555,4 +555,9 @@ func TestViewerTokenProtectsAlertData(t *testing.T) {
 	if rec.Code != 200 || !strings.Contains(rec.Body.String(), "acct-66") {
 		t.Errorf("no token: %d %s", rec.Code, rec.Body)
 	}
+}
+
+// viewerConfig is the viewer's part of cfg, reading brokers.
+func viewerConfig(cfg config.Config, brokers []string) viewer.Config {
+	return viewer.Config{Brokers: brokers, Topic: cfg.FraudTopic, Group: cfg.ViewerGroup, JSON: cfg.LogFormat == "json"}
 }

@@ -1,0 +1,52 @@
+package window
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/fintrans/fintrans/shared/money"
+)
+
+// Config is the detection configuration the script applies.
+type Config struct {
+	Threshold       money.Cents
+	Size            time.Duration
+	Slide           time.Duration
+	Lateness        time.Duration
+	MaxTransactions int           // evidence listed per alert
+	TTL             time.Duration // idle time after which a pair's keys expire
+	KeyPrefix       string        // default "ft:"
+}
+
+// FieldError names the field of a Config at fault (the config package maps
+// it to its environment variable).
+type FieldError struct {
+	Field  string // "Size", "Slide", "Threshold", "Lateness", "MaxTransactions" or "TTL"
+	Reason string
+}
+
+func (e *FieldError) Error() string { return e.Reason }
+
+// Validate checks the configuration: the one place its rules are written.
+func (c Config) Validate() error {
+	bad := func(field, format string, args ...any) error {
+		return &FieldError{Field: field, Reason: fmt.Sprintf(format, args...)}
+	}
+	switch {
+	case c.Size <= 0 || c.Size%time.Millisecond != 0:
+		return bad("Size", "window size %s must be positive whole milliseconds", c.Size)
+	case c.Slide <= 0 || c.Slide%time.Millisecond != 0:
+		return bad("Slide", "window slide %s must be positive whole milliseconds", c.Slide)
+	case c.Slide > c.Size:
+		return bad("Slide", "window slide %s is longer than the window size %s", c.Slide, c.Size)
+	case c.Threshold <= 0:
+		return bad("Threshold", "threshold must be positive")
+	case c.Lateness < 0:
+		return bad("Lateness", "lateness must not be negative")
+	case c.MaxTransactions < 0:
+		return bad("MaxTransactions", "max transactions must not be negative")
+	case c.TTL < c.Lateness+c.Size:
+		return bad("TTL", "state TTL %s is shorter than lateness + window size (%s)", c.TTL, c.Lateness+c.Size)
+	}
+	return nil
+}
