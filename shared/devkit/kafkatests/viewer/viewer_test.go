@@ -439,7 +439,7 @@ func TestQuote(t *testing.T) {
 
 func TestWiring(t *testing.T) {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	if _, err := app.New(context.Background(), "viewer", config.Default(), log, ); err == nil {
+	if _, err := app.New(context.Background(), "viewer", config.Default(), log); err == nil {
 		t.Error("viewer without KAFKA_BROKERS: no error")
 	}
 	r := newRig(t, "text")
