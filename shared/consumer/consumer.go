@@ -162,7 +162,7 @@ func (c *Consumer) handle(ctx context.Context, batch []*sarama.ConsumerMessage) 
 func (c *Consumer) deadLetter(batch []*sarama.ConsumerMessage, results []detect.Result) error {
 	var msgs []*sarama.ProducerMessage
 	for i, r := range results {
-		if r.Status != detect.Invalid && r.Status != detect.Late {
+		if r.Status != transfer.Invalid && r.Status != transfer.Late {
 			continue
 		}
 		m := batch[i]
@@ -180,7 +180,7 @@ func (c *Consumer) deadLetter(batch []*sarama.ConsumerMessage, results []detect.
 		}
 		pm.Headers = append(pm.Headers,
 			sarama.RecordHeader{Key: []byte(HeaderReason), Value: []byte(r.Reason)},
-			sarama.RecordHeader{Key: []byte(HeaderStatus), Value: []byte(r.Status)},
+			sarama.RecordHeader{Key: []byte(HeaderStatus), Value: []byte(r.Status.String())},
 			sarama.RecordHeader{Key: []byte(HeaderTopic), Value: []byte(m.Topic)},
 			sarama.RecordHeader{Key: []byte(HeaderPartition), Value: []byte(strconv.Itoa(int(m.Partition)))},
 			sarama.RecordHeader{Key: []byte(HeaderOffset), Value: []byte(strconv.FormatInt(m.Offset, 10))},

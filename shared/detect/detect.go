@@ -20,22 +20,14 @@ import (
 	"github.com/fintrans/fintrans/shared/window"
 )
 
-// Result statuses.
-const (
-	Counted   = "counted"
-	Duplicate = "duplicate"
-	Late      = "late"
-	Invalid   = "invalid"
-)
-
 // Result is what happened to one input.
 type Result struct {
-	Ref    string   `json:"ref,omitempty"`
-	Source string   `json:"source,omitempty"`
-	ID     string   `json:"id,omitempty"`
-	Status string   `json:"status"`
-	Reason string   `json:"reason,omitempty"`
-	Alerts []string `json:"alerts,omitempty"` // ids of the alerts fired (or fired again)
+	Ref    string          `json:"ref,omitempty"`
+	Source string          `json:"source,omitempty"`
+	ID     string          `json:"id,omitempty"`
+	Status transfer.Status `json:"status"`
+	Reason string          `json:"reason,omitempty"`
+	Alerts []string        `json:"alerts,omitempty"` // ids of the alerts fired (or fired again)
 }
 
 // Applier applies transfers to the window store: a *window.Store, or a
@@ -112,8 +104,8 @@ func (d *Detector) Process(ctx context.Context, items []transfer.Item) (Processe
 			}
 		}
 		if it.Err != nil {
-			r.Status, r.Reason = Invalid, it.Err.Error()
-			metrics.Transfers.WithLabelValues(Invalid).Inc()
+			r.Status, r.Reason = transfer.Invalid, it.Err.Error()
+			metrics.Transfers.WithLabelValues(transfer.Invalid.String()).Inc()
 		} else {
 			valid = append(valid, it.Transfer)
 			at = append(at, i)
@@ -134,7 +126,7 @@ func (d *Detector) Process(ctx context.Context, items []transfer.Item) (Processe
 	var byStatus [4]int // counts by window.Status, added to the metric once a batch
 	for k, o := range outs {
 		r := &p.Results[at[k]]
-		r.Status = o.Status.String()
+		r.Status = o.Status
 		if int(o.Status) < len(byStatus) {
 			byStatus[o.Status]++
 		}

@@ -147,11 +147,11 @@ func TestProcessRefusesTheFutureAsInvalid(t *testing.T) {
 		return transfer.Item{Ref: id, Transfer: transfer.Transfer{Source: "/s", ID: id, Time: at, From: "a", To: "b", Amount: money.Cents(cents)}}
 	}
 	p, err := d.Process(context.Background(), []transfer.Item{tr("f", clock.Add(time.Minute+time.Second), 100), tr("1", clock.Add(-3*time.Minute), 6000_00)})
-	if err != nil || p.Results[0].Status != detect.Invalid || !strings.Contains(p.Results[0].Reason, "1m0s ahead") || p.Results[1].Status != detect.Counted {
+	if err != nil || p.Results[0].Status != transfer.Invalid || !strings.Contains(p.Results[0].Reason, "1m0s ahead") || p.Results[1].Status != transfer.Counted {
 		t.Fatalf("%v %+v", err, p.Results)
 	}
 	p, err = d.Process(context.Background(), []transfer.Item{tr("2", clock.Add(-2*time.Minute), 5000_00)})
-	if err != nil || p.Results[0].Status != detect.Counted || len(p.Alerts) == 0 {
+	if err != nil || p.Results[0].Status != transfer.Counted || len(p.Alerts) == 0 {
 		t.Fatalf("the pair is not detected after the future transfer: %v %+v", err, p)
 	}
 }

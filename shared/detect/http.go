@@ -78,7 +78,7 @@ func (h *Handler) Serve(ctx context.Context, r httpfn.Request) httpfn.Response {
 		h.Detector.logger().Error("detect failed; answering 503 so the transport retries", "err", err)
 		return httpfn.ErrorWith(http.StatusServiceUnavailable, http.Header{"Retry-After": {"1"}}, err.Error())
 	}
-	if !req.Batch && len(p.Results) == 1 && p.Results[0].Status == Invalid {
+	if !req.Batch && len(p.Results) == 1 && p.Results[0].Status == transfer.Invalid {
 		// Refused after decoding (dated too far ahead): the same 400 as any
 		// other bad input.
 		h.Detector.logger().Info("refused bad input", "reason", p.Results[0].Reason)
@@ -87,13 +87,13 @@ func (h *Handler) Serve(ctx context.Context, r httpfn.Request) httpfn.Response {
 	a := Answer{Results: p.Results, Alerts: []AlertBrief{}}
 	for _, res := range p.Results {
 		switch res.Status {
-		case Counted:
+		case transfer.Counted:
 			a.Counted++
-		case Duplicate:
+		case transfer.Duplicate:
 			a.Duplicate++
-		case Late:
+		case transfer.Late:
 			a.Late++
-		case Invalid:
+		case transfer.Invalid:
 			a.Invalid++
 		}
 	}

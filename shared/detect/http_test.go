@@ -182,7 +182,7 @@ func TestBatchAnswersPerEvent(t *testing.T) {
 	}
 	parts = append(parts, `{"specversion":"1.0","type":"io.fintrans.transaction","id":"bad","source":"/s","time":"2017-07-23T01:00:00Z","data":{"from":"a","to":"b","amount":0}}`)
 	code, a, raw := f.post(t, map[string]string{"Content-Type": httpreq.BatchContentType}, "["+strings.Join(parts, ",")+"]")
-	if code != 200 || a.Counted != 4 || a.Invalid != 1 || len(a.Results) != 5 || a.Results[4].Status != detect.Invalid || a.Results[4].Reason == "" {
+	if code != 200 || a.Counted != 4 || a.Invalid != 1 || len(a.Results) != 5 || a.Results[4].Status != transfer.Invalid || a.Results[4].Reason == "" {
 		t.Fatalf("%d %s", code, raw)
 	}
 	if len(a.Alerts) == 0 || a.Results[3].Alerts == nil {

@@ -24,6 +24,7 @@ import (
 	"github.com/fintrans/fintrans/shared/money"
 	"github.com/fintrans/fintrans/shared/sink"
 	"github.com/fintrans/fintrans/shared/transfer"
+	"github.com/fintrans/fintrans/shared/window"
 )
 
 // Limits of the generated data.
@@ -174,7 +175,7 @@ func (g *Generator) episode(size int, now time.Time) Episode {
 	// The anchor is the episode's latest time; the earliest window that
 	// holds it leaves the most room before it.
 	anchor := now.Add(-g.jitter(MaxJitter)).Truncate(time.Second)
-	ws := earliestWindow(anchor, g.cfg.WindowSize, g.cfg.WindowSlide)
+	ws := window.FirstStart(anchor, g.cfg.WindowSize, g.cfg.WindowSlide)
 	earliest := anchor.Add(-EpisodeSpan + time.Second)
 	if earliest.Before(ws) {
 		earliest = ws
@@ -202,31 +203,6 @@ func (g *Generator) episode(size int, now time.Time) Episode {
 		}
 	}
 	return ep
-}
-
-// earliestWindow is the start of the earliest sliding window (size, slide,
-// aligned to the epoch) that holds t: the smallest multiple of slide that is
-// greater than t-size.
-func earliestWindow(t time.Time, size, slide time.Duration) time.Time {
-	ms := t.UnixMilli()
-	sz, sl := size.Milliseconds(), slide.Milliseconds()
-	if sz <= 0 || sl <= 0 {
-		return t
-	}
-	last := floorDiv(ms, sl) * sl // latest window start <= t
-	first := last
-	for first-sl > ms-sz {
-		first -= sl
-	}
-	return time.UnixMilli(first).UTC()
-}
-
-func floorDiv(a, b int64) int64 {
-	q := a / b
-	if (a%b != 0) && ((a < 0) != (b < 0)) {
-		q--
-	}
-	return q
 }
 
 // pair picks two different accounts among "0".."N-1".

@@ -62,14 +62,14 @@ func Run(ctx context.Context, d *detect.Detector, r io.Reader, source string, ou
 		}
 		for _, res := range p.Results {
 			switch res.Status {
-			case detect.Counted:
+			case transfer.Counted:
 				sum.Counted++
-			case detect.Duplicate:
+			case transfer.Duplicate:
 				sum.Duplicate++
-			case detect.Late:
+			case transfer.Late:
 				sum.Late++
 				fmt.Fprintf(errw, "%s: %s\n", res.Ref, res.Reason)
-			case detect.Invalid:
+			case transfer.Invalid:
 				sum.Invalid++
 				fmt.Fprintf(errw, "%s: invalid: %s\n", res.Ref, res.Reason)
 			}

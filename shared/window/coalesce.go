@@ -15,9 +15,13 @@ import (
 // large pipelines instead of many small ones.
 //
 // Each caller's transfers stay in order and get exactly the outcomes a lone
-// Apply would give them. A caller whose context ends stops waiting; its
-// transfers may still be applied (it did not acknowledge them, so they come
-// again and are recognised as duplicates).
+// Apply would give them. A caller whose transfers wait in the queue stops
+// waiting when its context ends; its transfers may still be applied (it did
+// not acknowledge them, so they come again and are recognised as
+// duplicates). A caller that found a free slot flies the batch itself, with
+// context.Background() since the batch may be shared: its context does not
+// stop it, and it returns once the batch is done (Redis calls are bounded by
+// the client's timeouts).
 type Coalescer struct {
 	Store *Store
 	Limit int // batches in Redis at once (default 8)

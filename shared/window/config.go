@@ -50,3 +50,20 @@ func (c Config) Validate() error {
 	}
 	return nil
 }
+
+// FirstStart is the start of the earliest window (of the given size and
+// slide, aligned to the Unix epoch) that holds t: the smallest multiple of
+// slide that is greater than t-size.
+func FirstStart(t time.Time, size, slide time.Duration) time.Time {
+	ms := t.UnixMilli()
+	sz, sl := size.Milliseconds(), slide.Milliseconds()
+	if sz <= 0 || sl <= 0 {
+		return t
+	}
+	last := floorDiv(ms, sl) * sl // latest window start <= t
+	first := last
+	for first-sl > ms-sz {
+		first -= sl
+	}
+	return time.UnixMilli(first).UTC()
+}

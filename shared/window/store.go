@@ -34,26 +34,15 @@ var scriptSource string
 // Script is the window script.
 var Script = redis.NewScript(scriptSource)
 
-// Status is what the store did with a transfer.
-type Status int
+// Status is what the store did with a transfer (the domain's enum).
+type Status = transfer.Status
 
+// The statuses the store gives.
 const (
-	Counted Status = iota + 1
-	Duplicate
-	Late
+	Counted   = transfer.Counted
+	Duplicate = transfer.Duplicate
+	Late      = transfer.Late
 )
-
-func (s Status) String() string {
-	switch s {
-	case Counted:
-		return "counted"
-	case Duplicate:
-		return "duplicate"
-	case Late:
-		return "late"
-	}
-	return "unknown"
-}
 
 // Outcome is the result of one transfer.
 type Outcome struct {

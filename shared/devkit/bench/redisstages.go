@@ -246,15 +246,15 @@ func (r *runner) detectStage(ctx context.Context) error {
 	return nil
 }
 
-func statusIndex(s string) int {
+func statusIndex(s transfer.Status) int {
 	switch s {
-	case detect.Counted:
+	case transfer.Counted:
 		return 0
-	case detect.Duplicate:
+	case transfer.Duplicate:
 		return 1
-	case detect.Late:
+	case transfer.Late:
 		return 2
-	case detect.Invalid:
+	case transfer.Invalid:
 		return 3
 	}
 	return 4
