@@ -137,7 +137,7 @@ func alertSink(cfg config.Config) (sink.Sink, string, error) {
 		s, err := sink.NewHTTP(cfg.KSink, 10*time.Second)
 		return s, "K_SINK " + sink.Describe(cfg.KSink), err
 	case len(cfg.KafkaBrokers) > 0:
-		kc, err := kafka.Config("detect", cfg.KafkaVersion)
+		kc, err := kafka.Config("detect", cfg.KafkaVersion, cfg.KafkaSecurity)
 		if err != nil {
 			return nil, "", err
 		}
@@ -172,7 +172,7 @@ func newConsume(ctx context.Context, cfg config.Config, log *slog.Logger) (*Func
 	if len(cfg.KafkaBrokers) == 0 {
 		return nil, errors.New("consume needs KAFKA_BROKERS")
 	}
-	kc, err := kafka.Config("detect", cfg.KafkaVersion)
+	kc, err := kafka.Config("detect", cfg.KafkaVersion, cfg.KafkaSecurity)
 	if err != nil {
 		return nil, err
 	}
@@ -225,7 +225,7 @@ func newGenerator(cfg config.Config, log *slog.Logger) (*Function, error) {
 		out, target, h.Sink = s, "K_SINK "+sink.Describe(cfg.KSink), sink.Describe(cfg.KSink)
 		f.closers = append(f.closers, s.Close)
 	case len(cfg.KafkaBrokers) > 0:
-		kc, err := kafka.Config("generator", cfg.KafkaVersion)
+		kc, err := kafka.Config("generator", cfg.KafkaVersion, cfg.KafkaSecurity)
 		if err != nil {
 			return nil, err
 		}
@@ -260,7 +260,7 @@ func newViewer(cfg config.Config, log *slog.Logger, out io.Writer) (*Function, e
 	if len(cfg.KafkaBrokers) == 0 {
 		return nil, errors.New("viewer needs KAFKA_BROKERS (it reads the fraud topic " + cfg.FraudTopic + ")")
 	}
-	kc, err := kafka.Config("viewer", cfg.KafkaVersion)
+	kc, err := kafka.Config("viewer", cfg.KafkaVersion, cfg.KafkaSecurity)
 	if err != nil {
 		return nil, err
 	}

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/fintrans/fintrans/shared/kafka"
 	"github.com/fintrans/fintrans/shared/money"
 	"github.com/fintrans/fintrans/shared/window"
 )
@@ -36,14 +37,15 @@ type Config struct {
 	MaxClockSkew         time.Duration // MAX_CLOCK_SKEW (5m): transfers dated further ahead of this clock are invalid
 
 	// Sinks and Kafka
-	KSink             string   // K_SINK: Knative sink URL for alerts (detect) or transfers (generator)
-	KafkaBrokers      []string // KAFKA_BROKERS, comma-separated
-	KafkaVersion      string   // KAFKA_VERSION (sarama version string, default 2.8.0)
-	TransactionsTopic string   // TRANSACTIONS_TOPIC (transactions)
-	FraudTopic        string   // FRAUD_TOPIC (fraud)
-	DLQTopic          string   // DLQ_TOPIC (transactions.dlq)
-	ConsumerGroup     string   // CONSUMER_GROUP (fintrans-detect)
-	ViewerGroup       string   // VIEWER_GROUP (fintrans-viewer)
+	KSink             string         // K_SINK: Knative sink URL for alerts (detect) or transfers (generator)
+	KafkaBrokers      []string       // KAFKA_BROKERS, comma-separated
+	KafkaVersion      string         // KAFKA_VERSION (sarama version string, default 2.8.0)
+	KafkaSecurity     kafka.Security // KAFKA_TLS, KAFKA_CA_FILE, KAFKA_SASL_USER, KAFKA_SASL_PASSWORD, KAFKA_SASL_MECHANISM
+	TransactionsTopic string         // TRANSACTIONS_TOPIC (transactions)
+	FraudTopic        string         // FRAUD_TOPIC (fraud)
+	DLQTopic          string         // DLQ_TOPIC (transactions.dlq)
+	ConsumerGroup     string         // CONSUMER_GROUP (fintrans-detect)
+	ViewerGroup       string         // VIEWER_GROUP (fintrans-viewer)
 
 	// HTTP
 	Port         int   // PORT (8080)
@@ -163,6 +165,13 @@ func FromLookup(lookup func(string) (string, bool)) (Config, error) {
 		}
 	}
 	c.KafkaVersion = r.str("KAFKA_VERSION", c.KafkaVersion)
+	c.KafkaSecurity = kafka.Security{
+		TLS:           r.boolean(kafka.EnvTLS, false),
+		CAFile:        r.str(kafka.EnvCAFile, ""),
+		SASLUser:      r.str(kafka.EnvSASLUser, ""),
+		SASLPassword:  r.raw(kafka.EnvSASLPassword),
+		SASLMechanism: r.str(kafka.EnvSASLMechanism, ""),
+	}
 	c.TransactionsTopic = r.str("TRANSACTIONS_TOPIC", c.TransactionsTopic)
 	c.FraudTopic = r.str("FRAUD_TOPIC", c.FraudTopic)
 	c.DLQTopic = r.str("DLQ_TOPIC", c.DLQTopic)
@@ -256,6 +265,12 @@ func (r *reader) get(name string) (string, bool) {
 	}
 	v = strings.TrimSpace(v)
 	return v, v != ""
+}
+
+// raw is a value as it is, spaces included (a password).
+func (r *reader) raw(name string) string {
+	v, _ := r.lookup(name)
+	return v
 }
 
 func (r *reader) str(name, def string) string {

@@ -45,7 +45,7 @@ func (r *runner) e2eStage(ctx context.Context) error {
 		return err
 	}
 	defer k.Close()
-	kc, err := kafka.Config("bench", r.cfg.KafkaVersion)
+	kc, err := kafka.Config("bench", r.cfg.KafkaVersion, r.cfg.KafkaSecurity)
 	if err != nil {
 		return err
 	}

@@ -91,7 +91,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, opts Option
 		cfg.KafkaBrokers = k.Brokers
 		log.Info("KAFKA_BROKERS not set: started an embedded Kafka (kfake)", "brokers", k.Brokers, "topics", topics)
 	} else {
-		kc, err := kafka.Config("admin", cfg.KafkaVersion)
+		kc, err := kafka.Config("admin", cfg.KafkaVersion, cfg.KafkaSecurity)
 		if err != nil {
 			return p, err
 		}

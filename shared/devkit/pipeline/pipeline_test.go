@@ -119,7 +119,7 @@ func TestEndToEnd(t *testing.T) {
 	}
 
 	// The reference from everything in the transactions topic.
-	kc, _ := kafka.Config("test", "")
+	kc, _ := kafka.Config("test", "", kafka.Security{})
 	records, err := kafka.ReadAll(ctx, p.Config.KafkaBrokers, kc, cfg.TransactionsTopic)
 	if err != nil {
 		t.Fatal(err)

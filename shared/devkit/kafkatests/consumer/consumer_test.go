@@ -41,7 +41,7 @@ func TestConsumerDetectsAndDeadLetters(t *testing.T) {
 	}
 	t.Cleanup(k.Close)
 	rdb := redistest.Start(t).Client(t)
-	kc, err := kafka.Config("test", "")
+	kc, err := kafka.Config("test", "", kafka.Security{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -123,7 +123,7 @@ func newRig(t *testing.T) *rig {
 	t.Cleanup(k.Close)
 	srv := redistest.Start(t, redistest.WithAppendOnly())
 	r := &rig{t: t, k: k, srv: srv, rdb: srv.Client(t), group: "faults-" + strings.ReplaceAll(t.Name(), "/", "-")}
-	if r.kc, err = kafka.Config("test", ""); err != nil {
+	if r.kc, err = kafka.Config("test", "", kafka.Security{}); err != nil {
 		t.Fatal(err)
 	}
 	if r.st, err = window.New(r.rdb, faultWindow); err != nil {
@@ -571,7 +571,7 @@ func newKafkaRig(t *testing.T, group string) *kafkaRig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	kc, err := kafka.Config("test", "")
+	kc, err := kafka.Config("test", "", kafka.Security{})
 	if err != nil {
 		t.Fatal(err)
 	}

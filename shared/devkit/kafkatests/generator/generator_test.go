@@ -285,7 +285,7 @@ func TestTickSendsToKafka(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer k.Close()
-	kc, err := kafka.Config("generator", "")
+	kc, err := kafka.Config("generator", "", kafka.Security{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -334,7 +334,7 @@ func TestLineFormat(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer k.Close()
-	kc, err := kafka.Config("generator", "")
+	kc, err := kafka.Config("generator", "", kafka.Security{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -431,7 +431,7 @@ func TestHandler(t *testing.T) {
 // consumeAll reads want records from every partition of topic.
 func consumeAll(t *testing.T, brokers []string, topic string, want int) []*sarama.ConsumerMessage {
 	t.Helper()
-	kc, err := kafka.Config("test", "")
+	kc, err := kafka.Config("test", "", kafka.Security{})
 	if err != nil {
 		t.Fatal(err)
 	}

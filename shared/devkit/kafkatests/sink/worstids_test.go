@@ -24,7 +24,7 @@ func TestWorstIDsAlertsReachKafka(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(k.Close)
-	kc, err := kafka.Config("test", "")
+	kc, err := kafka.Config("test", "", kafka.Security{})
 	if err != nil {
 		t.Fatal(err)
 	}

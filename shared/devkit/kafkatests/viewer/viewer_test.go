@@ -71,7 +71,7 @@ func newRig(t *testing.T, logFormat string) *rig {
 		t.Fatal(err)
 	}
 	t.Cleanup(k.Close)
-	kc, err := kafka.Config("test", "")
+	kc, err := kafka.Config("test", "", kafka.Security{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +87,7 @@ func newRig(t *testing.T, logFormat string) *rig {
 	t.Cleanup(func() { raw.Close() })
 	cfg := config.Default()
 	cfg.LogFormat = logFormat
-	vc, err := kafka.Config("viewer", "")
+	vc, err := kafka.Config("viewer", "", kafka.Security{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -241,7 +241,7 @@ func TestDrainCommitsForANewViewer(t *testing.T) {
 
 	// A new viewer (a restart: empty memory) in the same group starts after
 	// the committed offsets.
-	vc, _ := kafka.Config("viewer", "")
+	vc, _ := kafka.Config("viewer", "", kafka.Security{})
 	out := &syncBuffer{}
 	v2 := viewer.New(viewerConfig(r.cfg, r.k.Brokers), vc, out, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	defer v2.Close()
@@ -405,7 +405,7 @@ func TestHandler(t *testing.T) {
 
 func TestHandlerKafkaDown(t *testing.T) {
 	cfg := config.Default()
-	vc, _ := kafka.Config("viewer", "")
+	vc, _ := kafka.Config("viewer", "", kafka.Security{})
 	vc.Metadata.Retry.Max = 0
 	vc.Net.DialTimeout = 200 * time.Millisecond
 	v := viewer.New(viewerConfig(cfg, []string{"127.0.0.1:1"}), vc, io.Discard, slog.New(slog.NewTextHandler(io.Discard, nil)))
