@@ -1,6 +1,9 @@
 // Package detecttest holds what the tests of alert delivery share: the
 // worst account ids SPEC allows, run through a Detector until they alert, and
 // the check that a transport delivered those alerts exactly.
+//
+// Test tooling, not product: no function image and no serving path of the
+// binary (serve, consume) links it (go list -deps proves it; see README).
 package detecttest
 
 import (

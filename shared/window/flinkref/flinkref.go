@@ -1,6 +1,9 @@
 // Package flinkref is the reference the tests hold the detector to: the
 // Flink job's semantics (keyBy(from, to), SlidingEventTimeWindows of size and
 // slide, sum, filter > threshold) computed directly in memory, with no Redis.
+//
+// Test tooling, not product: no function image and no serving path of the
+// binary (serve, consume) links it (go list -deps proves it; see README).
 package flinkref
 
 import (

@@ -1,5 +1,8 @@
 // Package windowtest checks what the window store holds in Redis against the
 // Flink reference, for tests of every package that drives the store.
+//
+// Test tooling, not product: no function image and no serving path of the
+// binary (serve, consume) links it (go list -deps proves it; see README).
 package windowtest
 
 import (
