@@ -40,7 +40,7 @@ fmt:
 ## fuzz: run every fuzz target for FUZZTIME (default 5m) each
 FUZZTIME ?= 5m
 fuzz:
-	@set -e; for pkg in ./event ./money; do \
+	@set -e; for pkg in ./codec/cloudevent ./codec/httpreq ./codec/seedline ./money; do \
 		for target in $$(cd shared && $(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
 			echo "== $$pkg $$target"; \
 			(cd shared && $(GO) test -run '^$$' -fuzz "^$$target$$" -fuzztime $(FUZZTIME) $$pkg); \

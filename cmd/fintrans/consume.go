@@ -13,16 +13,15 @@ import (
 // consume runs detect as a Kafka consumer group (plain Kubernetes, OpenFaaS
 // CE), with /healthz, /readyz and /metrics on $PORT.
 func consume(ctx context.Context, cfg config.Config, log *slog.Logger) error {
-	c, closeAll, err := app.Consumer(ctx, cfg, log)
+	f, err := app.New(ctx, "consume", cfg, log)
 	if err != nil {
 		return err
 	}
-	defer closeAll()
-	ready := func(ctx context.Context) error { return c.Detector.Redis.Ping(ctx).Err() }
+	defer f.Close()
 	go func() {
-		if err := server.Serve(ctx, ":"+strconv.Itoa(cfg.Port), server.Mux(nil, ready), server.TimeoutsFrom(cfg), log); err != nil {
+		if err := server.Serve(ctx, ":"+strconv.Itoa(cfg.Port), server.Mux(nil, f.Ready), server.TimeoutsFrom(cfg), log); err != nil {
 			log.Error("operational endpoints stopped", "err", err)
 		}
 	}()
-	return c.Run(ctx)
+	return f.Consumer.Run(ctx)
 }

@@ -16,5 +16,5 @@ var detect = app.Must("detect")
 // Handle takes a CloudEvent (binary, structured or batch), seed lines, or a
 // kafka-connector request, and answers what it did.
 func Handle(req handler.Request) (handler.Response, error) {
-	return faas.Serve(detect, req)
+	return faas.Serve(detect.Handler, req)
 }

@@ -16,5 +16,5 @@ var generator = app.Must("generator")
 // Handle is a cron tick (the cron-connector's empty POST): it makes one batch
 // of transfers and answers {"produced": n, "episodes": k, "topic"|"sink": ...}.
 func Handle(req handler.Request) (handler.Response, error) {
-	return faas.Serve(generator, req)
+	return faas.Serve(generator.Handler, req)
 }

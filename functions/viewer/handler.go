@@ -16,5 +16,5 @@ var viewer = app.Must("viewer")
 // Handle is a cron tick (POST: print the new alerts, answer {"printed": n})
 // or a GET of the recent alerts (JSON, or HTML for a browser).
 func Handle(req handler.Request) (handler.Response, error) {
-	return faas.Serve(viewer, req)
+	return faas.Serve(viewer.Handler, req)
 }

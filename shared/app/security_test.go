@@ -29,8 +29,9 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/fintrans/fintrans/shared/app"
+	"github.com/fintrans/fintrans/shared/codec/cloudevent"
+	"github.com/fintrans/fintrans/shared/codec/httpreq"
 	"github.com/fintrans/fintrans/shared/config"
-	"github.com/fintrans/fintrans/shared/event"
 	"github.com/fintrans/fintrans/shared/logging"
 	"github.com/fintrans/fintrans/shared/redistest"
 	"github.com/fintrans/fintrans/shared/server"
@@ -97,7 +98,7 @@ func do(t *testing.T, method, target string, header map[string]string, body stri
 }
 
 func ceHeaders(id string) map[string]string {
-	return map[string]string{"Content-Type": "application/json", "Ce-Specversion": "1.0", "Ce-Type": event.TransactionType,
+	return map[string]string{"Content-Type": "application/json", "Ce-Specversion": "1.0", "Ce-Type": cloudevent.TransactionType,
 		"Ce-Id": id, "Ce-Source": "/security", "Ce-Time": "2017-07-23T01:06:47Z"}
 }
 
@@ -162,7 +163,7 @@ func noSecretRun(t *testing.T, format string) {
 		t.Errorf("no alert delivered to K_SINK: %s", a.body)
 	}
 	expect("seed line", do(t, "POST", web.URL, map[string]string{"Content-Type": "text/plain"}, "2017-07-23T01:06:47Z;66;26;7810"), 200)
-	expect("batch with a bad event", do(t, "POST", web.URL, map[string]string{"Content-Type": event.BatchContentType},
+	expect("batch with a bad event", do(t, "POST", web.URL, map[string]string{"Content-Type": httpreq.BatchContentType},
 		`[{"specversion":"1.0","type":"io.fintrans.transaction","id":"b1","source":"/s","time":"2017-07-23T01:00:00Z","data":{"from":"1","to":"2","amount":5}},{"specversion":"1.0"}]`), 200)
 	expect("readyz", do(t, "GET", web.URL+"/readyz", nil, ""), 200)
 	expect("healthz", do(t, "GET", web.URL+"/healthz", nil, ""), 200)
@@ -172,10 +173,10 @@ func noSecretRun(t *testing.T, format string) {
 		h    map[string]string
 		body string
 	}{
-		"malformed json":  {map[string]string{"Content-Type": event.StructuredContentType}, `{"specversion":`},
+		"malformed json":  {map[string]string{"Content-Type": httpreq.StructuredContentType}, `{"specversion":`},
 		"bad amount":      {ceHeaders("bad-1"), `{"from":"1","to":"2","amount":"1e9"}`},
 		"application/xml": {map[string]string{"Content-Type": "application/xml"}, `<transfer/>`},
-		"xml CloudEvent":  {map[string]string{"Content-Type": "application/xml", "Ce-Specversion": "1.0", "Ce-Type": event.TransactionType, "Ce-Id": "x", "Ce-Source": "/s", "Ce-Time": "2017-07-23T01:06:47Z"}, `<transfer/>`},
+		"xml CloudEvent":  {map[string]string{"Content-Type": "application/xml", "Ce-Specversion": "1.0", "Ce-Type": cloudevent.TransactionType, "Ce-Id": "x", "Ce-Source": "/s", "Ce-Time": "2017-07-23T01:06:47Z"}, `<transfer/>`},
 		"form post":       {map[string]string{"Content-Type": "application/x-www-form-urlencoded"}, `from=1&to=2&amount=5`},
 		"oversized body":  {ceHeaders("big"), `{"from":"1","to":"2","amount":1,"pad":"` + strings.Repeat("x", int(cfg.MaxBodyBytes)) + `"}`},
 	} {

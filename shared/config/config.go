@@ -11,7 +11,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/fintrans/fintrans/shared/kafka"
 	"github.com/fintrans/fintrans/shared/money"
+	"github.com/fintrans/fintrans/shared/window"
 )
 
 // Config is the whole configuration. Zero values are never used: Load fills
@@ -44,14 +46,15 @@ type Config struct {
 	MaxClockSkew         time.Duration // MAX_CLOCK_SKEW (5m): transfers dated further ahead of this clock are invalid
 
 	// Sinks and Kafka
-	KSink             string   // K_SINK: Knative sink URL for alerts (detect) or transfers (generator)
-	KafkaBrokers      []string // KAFKA_BROKERS, comma-separated
-	KafkaVersion      string   // KAFKA_VERSION (sarama version string, default 2.8.0)
-	TransactionsTopic string   // TRANSACTIONS_TOPIC (transactions)
-	FraudTopic        string   // FRAUD_TOPIC (fraud)
-	DLQTopic          string   // DLQ_TOPIC (transactions.dlq)
-	ConsumerGroup     string   // CONSUMER_GROUP (fintrans-detect)
-	ViewerGroup       string   // VIEWER_GROUP (fintrans-viewer)
+	KSink             string         // K_SINK: Knative sink URL for alerts (detect) or transfers (generator)
+	KafkaBrokers      []string       // KAFKA_BROKERS, comma-separated
+	KafkaVersion      string         // KAFKA_VERSION (sarama version string, default 2.8.0)
+	KafkaSecurity     kafka.Security // KAFKA_TLS, KAFKA_CA_FILE, KAFKA_SASL_USER, KAFKA_SASL_PASSWORD, KAFKA_SASL_MECHANISM
+	TransactionsTopic string         // TRANSACTIONS_TOPIC (transactions)
+	FraudTopic        string         // FRAUD_TOPIC (fraud)
+	DLQTopic          string         // DLQ_TOPIC (transactions.dlq)
+	ConsumerGroup     string         // CONSUMER_GROUP (fintrans-detect)
+	ViewerGroup       string         // VIEWER_GROUP (fintrans-viewer)
 
 	// HTTP
 	Port         int   // PORT (8080)
@@ -182,6 +185,13 @@ func FromLookup(lookup func(string) (string, bool)) (Config, error) {
 		}
 	}
 	c.KafkaVersion = r.str("KAFKA_VERSION", c.KafkaVersion)
+	c.KafkaSecurity = kafka.Security{
+		TLS:           r.boolean(kafka.EnvTLS, false),
+		CAFile:        r.str(kafka.EnvCAFile, ""),
+		SASLUser:      r.str(kafka.EnvSASLUser, ""),
+		SASLPassword:  r.raw(kafka.EnvSASLPassword),
+		SASLMechanism: r.str(kafka.EnvSASLMechanism, ""),
+	}
 	c.TransactionsTopic = r.str("TRANSACTIONS_TOPIC", c.TransactionsTopic)
 	c.FraudTopic = r.str("FRAUD_TOPIC", c.FraudTopic)
 	c.DLQTopic = r.str("DLQ_TOPIC", c.DLQTopic)
@@ -229,14 +239,9 @@ func FromLookup(lookup func(string) (string, bool)) (Config, error) {
 
 	// Relations between values.
 	if r.err == nil {
-		if c.WindowSlide > c.WindowSize {
-			r.fail("WINDOW_SLIDE", fmt.Sprintf("%s is longer than WINDOW_SIZE %s", c.WindowSlide, c.WindowSize))
-		}
-		if c.WindowSize%time.Millisecond != 0 || c.WindowSlide%time.Millisecond != 0 {
-			r.fail("WINDOW_SIZE", "window size and slide must be whole milliseconds")
-		}
-		if c.StateTTL < c.AllowedLateness+c.WindowSize {
-			r.fail("STATE_TTL", fmt.Sprintf("%s is shorter than ALLOWED_LATENESS + WINDOW_SIZE (%s)", c.StateTTL, c.AllowedLateness+c.WindowSize))
+		var fe *window.FieldError
+		if err := c.Window().Validate(); errors.As(err, &fe) {
+			r.fail(windowVars[fe.Field], fe.Reason)
 		}
 		if c.HTTPReadHeaderTimeout > c.HTTPReadTimeout {
 			r.fail("HTTP_READ_HEADER_TIMEOUT", fmt.Sprintf("%s is longer than HTTP_READ_TIMEOUT %s", c.HTTPReadHeaderTimeout, c.HTTPReadTimeout))
@@ -248,9 +253,24 @@ func FromLookup(lookup func(string) (string, bool)) (Config, error) {
 	return c, r.err
 }
 
-// Window sizes in milliseconds, as the window store wants them.
-func (c Config) WindowSizeMillis() int64  { return c.WindowSize.Milliseconds() }
-func (c Config) WindowSlideMillis() int64 { return c.WindowSlide.Milliseconds() }
+// Window is the window store's part of the configuration.
+func (c Config) Window() window.Config {
+	return window.Config{
+		Threshold:       c.Threshold,
+		Size:            c.WindowSize,
+		Slide:           c.WindowSlide,
+		Lateness:        c.AllowedLateness,
+		MaxTransactions: c.AlertMaxTransactions,
+		TTL:             c.StateTTL,
+		MinReplicas:     c.RedisMinReplicas,
+		ReplicaTimeout:  c.RedisReplicaTimeout,
+	}
+}
+
+// windowVars names the variable of each field of window.Config.
+var windowVars = map[string]string{"Threshold": "FRAUD_THRESHOLD", "Size": "WINDOW_SIZE", "Slide": "WINDOW_SLIDE",
+	"Lateness": "ALLOWED_LATENESS", "MaxTransactions": "ALERT_MAX_TRANSACTIONS", "TTL": "STATE_TTL",
+	"MinReplicas": "REDIS_MIN_REPLICAS", "ReplicaTimeout": "REDIS_REPLICA_TIMEOUT"}
 
 type reader struct {
 	lookup func(string) (string, bool)
@@ -268,6 +288,12 @@ func (r *reader) get(name string) (string, bool) {
 	}
 	v = strings.TrimSpace(v)
 	return v, v != ""
+}
+
+// raw is a value as it is, spaces included (a password).
+func (r *reader) raw(name string) string {
+	v, _ := r.lookup(name)
+	return v
 }
 
 func (r *reader) str(name, def string) string {

@@ -17,9 +17,10 @@ import (
 
 	"github.com/IBM/sarama"
 
+	"github.com/fintrans/fintrans/shared/codec/kafkarecord"
 	"github.com/fintrans/fintrans/shared/detect"
-	"github.com/fintrans/fintrans/shared/event"
 	"github.com/fintrans/fintrans/shared/metrics"
+	"github.com/fintrans/fintrans/shared/transfer"
 )
 
 // Dead-letter record headers.
@@ -46,6 +47,8 @@ type Consumer struct {
 	Alerts       atomic.Int64
 	DeadLettered atomic.Int64
 	Faults       atomic.Int64
+
+	dec kafkarecord.Decoder
 }
 
 // Run consumes until ctx ends. Faults of Redis, the sink or the dead-letter
@@ -125,9 +128,9 @@ func (c *Consumer) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.C
 // handle processes a batch until it is durable, retrying faults with backoff.
 // It returns false if ctx ended first.
 func (c *Consumer) handle(ctx context.Context, batch []*sarama.ConsumerMessage) bool {
-	items := make([]event.Item, len(batch))
+	items := make([]transfer.Item, len(batch))
 	for i, m := range batch {
-		items[i] = event.FromKafka(m)
+		items[i] = c.dec.Decode(m)
 	}
 	backoff := 50 * time.Millisecond
 	for {
@@ -161,7 +164,7 @@ func (c *Consumer) handle(ctx context.Context, batch []*sarama.ConsumerMessage) 
 func (c *Consumer) deadLetter(batch []*sarama.ConsumerMessage, results []detect.Result) error {
 	var msgs []*sarama.ProducerMessage
 	for i, r := range results {
-		if r.Status != detect.Invalid && r.Status != detect.Late {
+		if r.Status != transfer.Invalid && r.Status != transfer.Late {
 			continue
 		}
 		m := batch[i]
@@ -179,7 +182,7 @@ func (c *Consumer) deadLetter(batch []*sarama.ConsumerMessage, results []detect.
 		}
 		pm.Headers = append(pm.Headers,
 			sarama.RecordHeader{Key: []byte(HeaderReason), Value: []byte(r.Reason)},
-			sarama.RecordHeader{Key: []byte(HeaderStatus), Value: []byte(r.Status)},
+			sarama.RecordHeader{Key: []byte(HeaderStatus), Value: []byte(r.Status.String())},
 			sarama.RecordHeader{Key: []byte(HeaderTopic), Value: []byte(m.Topic)},
 			sarama.RecordHeader{Key: []byte(HeaderPartition), Value: []byte(strconv.Itoa(int(m.Partition)))},
 			sarama.RecordHeader{Key: []byte(HeaderOffset), Value: []byte(strconv.FormatInt(m.Offset, 10))},

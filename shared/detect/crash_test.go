@@ -31,10 +31,11 @@ import (
 
 	ce "github.com/cloudevents/sdk-go/v2/event"
 
+	"github.com/fintrans/fintrans/shared/codec/cloudevent"
 	"github.com/fintrans/fintrans/shared/detect"
-	"github.com/fintrans/fintrans/shared/event"
 	"github.com/fintrans/fintrans/shared/money"
 	"github.com/fintrans/fintrans/shared/redistest"
+	"github.com/fintrans/fintrans/shared/transfer"
 	"github.com/fintrans/fintrans/shared/viewer"
 	"github.com/fintrans/fintrans/shared/window"
 	"github.com/fintrans/fintrans/shared/window/flinkref"
@@ -119,17 +120,17 @@ var crashCfg = window.Config{
 // crashStream makes n transfers over pairs pairs spanning 50 minutes (less
 // than the allowed lateness), one in ten on a window boundary, with about 5%
 // delivered twice upstream (same source and id), shuffled.
-func crashStream(rng *rand.Rand, n, pairs int) []event.Transfer {
+func crashStream(rng *rand.Rand, n, pairs int) []transfer.Transfer {
 	base := time.Date(2017, 7, 23, 1, 0, 0, 0, time.UTC)
 	span := 50 * time.Minute
-	ts := make([]event.Transfer, 0, n+n/20)
+	ts := make([]transfer.Transfer, 0, n+n/20)
 	for i := 0; i < n; i++ {
 		p := rng.IntN(pairs)
 		at := base.Add(time.Duration(rng.Int64N(int64(span)))).Truncate(time.Millisecond)
 		if rng.IntN(10) == 0 {
 			at = at.Truncate(2 * time.Minute)
 		}
-		ts = append(ts, event.Transfer{
+		ts = append(ts, transfer.Transfer{
 			Source: "/crash", ID: "c-" + strconv.Itoa(i), Time: at,
 			From: "acct-" + strconv.Itoa(p%17), To: "acct-" + strconv.Itoa(100+p),
 			Amount: money.Cents(1 + rng.Int64N(4000_00)),
@@ -143,13 +144,13 @@ func crashStream(rng *rand.Rand, n, pairs int) []event.Transfer {
 }
 
 // batches cuts ts into batches of 1 to 40 items.
-func batches(rng *rand.Rand, ts []event.Transfer) [][]event.Item {
-	var out [][]event.Item
+func batches(rng *rand.Rand, ts []transfer.Transfer) [][]transfer.Item {
+	var out [][]transfer.Item
 	for len(ts) > 0 {
 		n := min(len(ts), 1+rng.IntN(40))
-		b := make([]event.Item, n)
+		b := make([]transfer.Item, n)
 		for i := range b {
-			b[i] = event.Item{Ref: ts[i].ID, Transfer: ts[i]}
+			b[i] = transfer.Item{Ref: ts[i].ID, Transfer: ts[i]}
 		}
 		out = append(out, b)
 		ts = ts[n:]
@@ -161,7 +162,7 @@ func batches(rng *rand.Rand, ts []event.Transfer) [][]event.Item {
 type redeliveryQueue struct {
 	mu      sync.Mutex
 	rng     *rand.Rand
-	pending [][]event.Item
+	pending [][]transfer.Item
 	running int
 	cond    *sync.Cond
 
@@ -170,7 +171,7 @@ type redeliveryQueue struct {
 
 // take returns a random pending batch, waiting while others run; ok is false
 // when every batch was acknowledged.
-func (q *redeliveryQueue) take() ([]event.Item, fault, time.Duration, bool) {
+func (q *redeliveryQueue) take() ([]transfer.Item, fault, time.Duration, bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	for len(q.pending) == 0 && q.running > 0 {
@@ -198,21 +199,21 @@ func (q *redeliveryQueue) take() ([]event.Item, fault, time.Duration, bool) {
 
 // done acknowledges b, or puts it back at a random place when it failed
 // (split in two one time in four).
-func (q *redeliveryQueue) done(b []event.Item, failed bool) {
+func (q *redeliveryQueue) done(b []transfer.Item, failed bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.running--
 	if failed {
 		q.failures++
-		parts := [][]event.Item{b}
+		parts := [][]transfer.Item{b}
 		if len(b) > 1 && q.rng.IntN(4) == 0 {
 			k := 1 + q.rng.IntN(len(b)-1)
-			parts = [][]event.Item{b[:k:k], b[k:]}
+			parts = [][]transfer.Item{b[:k:k], b[k:]}
 			q.splits++
 		}
 		for _, p := range parts {
 			i := q.rng.IntN(len(q.pending) + 1)
-			q.pending = append(q.pending[:i], append([][]event.Item{p}, q.pending[i:]...)...)
+			q.pending = append(q.pending[:i], append([][]transfer.Item{p}, q.pending[i:]...)...)
 		}
 	}
 	q.cond.Broadcast()
@@ -241,7 +242,7 @@ func crashRun(t *testing.T, instances int, seed uint64) {
 	}
 
 	sk := &crashSink{rng: rand.New(rand.NewPCG(seed, 1)), offered: map[string]int{}, calls: map[fault]int{}}
-	d := &detect.Detector{Store: st, Sink: sk, Redis: rdb}
+	d := &detect.Detector{Store: st, Sink: sk}
 	q := &redeliveryQueue{rng: rand.New(rand.NewPCG(seed, 3)), pending: batches(rng, ts)}
 	q.cond = sync.NewCond(&q.mu)
 
@@ -286,9 +287,9 @@ func crashRun(t *testing.T, instances int, seed uint64) {
 	for k := range want {
 		wantIDs[k.AlertID()] = k
 	}
-	got := map[string][]event.Alert{}
+	got := map[string][]transfer.Alert{}
 	for _, e := range sk.accepted {
-		a, err := event.AlertFromCloudEvent(e)
+		a, err := cloudevent.ToAlert(e)
 		if err != nil {
 			t.Fatalf("sink got a bad alert: %v", err)
 		}
@@ -352,7 +353,7 @@ func crashRun(t *testing.T, instances int, seed uint64) {
 			continue
 		}
 		printed[e.ID()] = true
-		a, _ := event.AlertFromCloudEvent(e)
+		a, _ := cloudevent.ToAlert(e)
 		out.Write(viewer.Format(e.ID(), a))
 	}
 	lines := regexp.MustCompile(`(?m)^Detected Fraud: TransactionAggregate \{.*, id=(fraud-[0-9a-f]+):$`).FindAllStringSubmatch(out.String(), -1)

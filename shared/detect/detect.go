@@ -12,36 +12,28 @@ import (
 	"time"
 
 	ce "github.com/cloudevents/sdk-go/v2/event"
-	"github.com/redis/go-redis/v9"
 
-	"github.com/fintrans/fintrans/shared/event"
+	"github.com/fintrans/fintrans/shared/codec/cloudevent"
 	"github.com/fintrans/fintrans/shared/metrics"
 	"github.com/fintrans/fintrans/shared/sink"
+	"github.com/fintrans/fintrans/shared/transfer"
 	"github.com/fintrans/fintrans/shared/window"
-)
-
-// Result statuses.
-const (
-	Counted   = "counted"
-	Duplicate = "duplicate"
-	Late      = "late"
-	Invalid   = "invalid"
 )
 
 // Result is what happened to one input.
 type Result struct {
-	Ref    string   `json:"ref,omitempty"`
-	Source string   `json:"source,omitempty"`
-	ID     string   `json:"id,omitempty"`
-	Status string   `json:"status"`
-	Reason string   `json:"reason,omitempty"`
-	Alerts []string `json:"alerts,omitempty"` // ids of the alerts fired (or fired again)
+	Ref    string          `json:"ref,omitempty"`
+	Source string          `json:"source,omitempty"`
+	ID     string          `json:"id,omitempty"`
+	Status transfer.Status `json:"status"`
+	Reason string          `json:"reason,omitempty"`
+	Alerts []string        `json:"alerts,omitempty"` // ids of the alerts fired (or fired again)
 }
 
 // Applier applies transfers to the window store: a *window.Store, or a
 // *window.Coalescer in front of one.
 type Applier interface {
-	Apply(ctx context.Context, ts []event.Transfer) ([]window.Outcome, error)
+	Apply(ctx context.Context, ts []transfer.Transfer) ([]window.Outcome, error)
 }
 
 // Detector runs transfers through the store and the sink.
@@ -49,7 +41,6 @@ type Detector struct {
 	Store Applier
 	Sink  sink.Sink
 	Log   *slog.Logger
-	Redis redis.UniversalClient // for readiness checks; may be nil
 
 	// MaxClockSkew is how far ahead of Now a transfer may be dated
 	// (MAX_CLOCK_SKEW); one dated further is refused as invalid and changes
@@ -63,7 +54,7 @@ type Detector struct {
 const DefaultMaxClockSkew = 5 * time.Minute
 
 // future is the reason a transfer dated too far ahead is refused, or "".
-func (d *Detector) future(t event.Transfer, now time.Time) string {
+func (d *Detector) future(t transfer.Transfer, now time.Time) string {
 	skew := d.MaxClockSkew
 	if skew <= 0 {
 		skew = DefaultMaxClockSkew
@@ -87,16 +78,16 @@ func (e *FaultError) Unwrap() error { return e.Err }
 // Processed is the outcome of Process.
 type Processed struct {
 	Results []Result
-	Alerts  []event.Alert
+	Alerts  []transfer.Alert
 }
 
 // Process applies every valid item and delivers the alerts. It returns a
 // *FaultError if Redis or the sink failed: then nothing may be acknowledged
 // (a redelivery is safe: transfers already counted are duplicates, and the
 // ones that fired an alert fire it again).
-func (d *Detector) Process(ctx context.Context, items []event.Item) (Processed, error) {
+func (d *Detector) Process(ctx context.Context, items []transfer.Item) (Processed, error) {
 	p := Processed{Results: make([]Result, len(items))}
-	var valid []event.Transfer
+	var valid []transfer.Transfer
 	var at []int
 	now := time.Now
 	if d.Now != nil {
@@ -107,14 +98,14 @@ func (d *Detector) Process(ctx context.Context, items []event.Item) (Processed, 
 		r := Result{Ref: it.Ref, Source: it.Transfer.Source, ID: it.Transfer.ID}
 		if it.Err == nil {
 			if reason := d.future(it.Transfer, nowT); reason != "" {
-				it.Err = &event.InputError{Reason: reason}
+				it.Err = &transfer.InputError{Reason: reason}
 				d.logger().Warn("transfer from the future refused", "source", it.Transfer.Source, "id", it.Transfer.ID,
-					"time", it.Transfer.Time, "pair", event.Subject(it.Transfer.From, it.Transfer.To))
+					"time", it.Transfer.Time, "pair", transfer.PairKey(it.Transfer.From, it.Transfer.To))
 			}
 		}
 		if it.Err != nil {
-			r.Status, r.Reason = Invalid, it.Err.Error()
-			metrics.Transfers.WithLabelValues(Invalid).Inc()
+			r.Status, r.Reason = transfer.Invalid, it.Err.Error()
+			metrics.Transfers.WithLabelValues(transfer.Invalid.String()).Inc()
 		} else {
 			valid = append(valid, it.Transfer)
 			at = append(at, i)
@@ -142,7 +133,7 @@ func (d *Detector) Process(ctx context.Context, items []event.Item) (Processed, 
 	var byStatus [4]int // counts by window.Status, added to the metric once a batch
 	for k, o := range outs {
 		r := &p.Results[at[k]]
-		r.Status = o.Status.String()
+		r.Status = o.Status
 		if int(o.Status) < len(byStatus) {
 			byStatus[o.Status]++
 		}
@@ -150,16 +141,16 @@ func (d *Detector) Process(ctx context.Context, items []event.Item) (Processed, 
 		case window.Late:
 			metrics.Late.Inc()
 			r.Reason = fmt.Sprintf("late: %s is more than the allowed lateness behind %s, the newest time of pair %s",
-				valid[k].Time.Format(time.RFC3339Nano), o.Newest.Format(time.RFC3339Nano), event.Subject(valid[k].From, valid[k].To))
+				valid[k].Time.Format(time.RFC3339Nano), o.Newest.Format(time.RFC3339Nano), transfer.PairKey(valid[k].From, valid[k].To))
 			d.logger().Warn("late transfer refused", "source", valid[k].Source, "id", valid[k].ID,
-				"time", valid[k].Time, "newest", o.Newest, "pair", event.Subject(valid[k].From, valid[k].To))
+				"time", valid[k].Time, "newest", o.Newest, "pair", transfer.PairKey(valid[k].From, valid[k].To))
 		case window.Duplicate:
 			metrics.Duplicates.Inc()
 		}
 		for _, a := range o.Alerts {
 			r.Alerts = append(r.Alerts, a.ID())
 			p.Alerts = append(p.Alerts, a)
-			events = append(events, a.CloudEvent())
+			events = append(events, cloudevent.Alert(a))
 		}
 	}
 	for st, n := range byStatus {
@@ -177,7 +168,7 @@ func (d *Detector) Process(ctx context.Context, items []event.Item) (Processed, 
 		}
 		metrics.Alerts.Add(float64(len(events)))
 		for _, a := range p.Alerts {
-			d.logger().Debug("fraud alert", "id", a.ID(), "pair", event.Subject(a.From, a.To),
+			d.logger().Debug("fraud alert", "id", a.ID(), "pair", transfer.PairKey(a.From, a.To),
 				"windowStart", a.WindowStart, "total", a.Total.String(), "count", a.Count)
 		}
 	}

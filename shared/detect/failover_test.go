@@ -43,10 +43,10 @@ import (
 
 	"github.com/fintrans/fintrans/shared/config"
 	"github.com/fintrans/fintrans/shared/detect"
-	"github.com/fintrans/fintrans/shared/event"
 	"github.com/fintrans/fintrans/shared/redisconn"
 	"github.com/fintrans/fintrans/shared/redisproc"
 	"github.com/fintrans/fintrans/shared/redistest"
+	"github.com/fintrans/fintrans/shared/transfer"
 	"github.com/fintrans/fintrans/shared/window"
 	"github.com/fintrans/fintrans/shared/window/flinkref"
 	"github.com/fintrans/fintrans/shared/window/windowtest"
@@ -70,7 +70,7 @@ func (s *memSink) Send(_ context.Context, es []ce.Event) error {
 func (s *memSink) Close() error { return nil }
 
 // batchBody is a CloudEvents batch (application/cloudevents-batch+json).
-func batchBody(ts []event.Transfer) []byte {
+func batchBody(ts []transfer.Transfer) []byte {
 	type data struct {
 		From   string `json:"from"`
 		To     string `json:"to"`
@@ -150,7 +150,7 @@ func TestClusterFailoverLosesNothingAcknowledged(t *testing.T) {
 	t.Logf("cluster of 3+3 up in %v; REDIS_MIN_REPLICAS=%s resolved to %d", time.Since(begin).Round(time.Millisecond), minReplicas, st.MinReplicas())
 
 	sk := &memSink{ids: map[string]int{}}
-	d := &detect.Detector{Store: &window.Coalescer{Store: st}, Sink: sk, Redis: rdb, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	d := &detect.Detector{Store: &window.Coalescer{Store: st}, Sink: sk, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	srv := httptest.NewServer(&detect.Handler{Detector: d, MaxBodyBytes: 1 << 20, MaxBatch: 1000})
 	t.Cleanup(srv.Close)
 

@@ -15,12 +15,13 @@ import (
 	ce "github.com/cloudevents/sdk-go/v2/event"
 	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
 
+	"github.com/fintrans/fintrans/shared/codec/httpreq"
 	"github.com/fintrans/fintrans/shared/detect"
 	"github.com/fintrans/fintrans/shared/detect/detecttest"
-	"github.com/fintrans/fintrans/shared/event"
 	"github.com/fintrans/fintrans/shared/money"
 	"github.com/fintrans/fintrans/shared/redistest"
 	"github.com/fintrans/fintrans/shared/sink"
+	"github.com/fintrans/fintrans/shared/transfer"
 	"github.com/fintrans/fintrans/shared/window"
 	"github.com/fintrans/fintrans/shared/window/windowtest"
 )
@@ -48,7 +49,7 @@ func TestHostileInputAnswers400AndChangesNothing(t *testing.T) {
 		t.Fatal(raw)
 	}
 	before := windowtest.Take(t, f.rdb)
-	sj := map[string]string{"Content-Type": event.StructuredContentType}
+	sj := map[string]string{"Content-Type": httpreq.StructuredContentType}
 	plain := map[string]string{"Content-Type": "text/plain"}
 	cases := []struct {
 		name   string
@@ -74,7 +75,7 @@ func TestHostileInputAnswers400AndChangesNothing(t *testing.T) {
 		{"year 9999", sj, structuredBody("h13", "9999-12-31T23:59:59Z", `{"from":"1","to":"2","amount":1}`), "MAX_CLOCK_SKEW"},
 		{"future seed line", plain, "2017-07-23T02:00:00Z;1;2;1", "MAX_CLOCK_SKEW"},
 		{"just over the skew", binary("h14", clock.Add(5*time.Minute+time.Millisecond).Format(time.RFC3339Nano)), `{"from":"1","to":"2","amount":1}`, "MAX_CLOCK_SKEW"},
-		{"batch of hostile events", map[string]string{"Content-Type": event.BatchContentType},
+		{"batch of hostile events", map[string]string{"Content-Type": httpreq.BatchContentType},
 			"[" + structuredBody("h15", "2017-07-23T01:00:00Z", `{"from":"a\u0000","to":"2","amount":1}`) + "," +
 				structuredBody("h16", "2099-01-01T00:00:00Z", `{"from":"1","to":"2","amount":1}`) + "]", "no valid event"},
 	}
@@ -142,15 +143,15 @@ func TestProcessRefusesTheFutureAsInvalid(t *testing.T) {
 	}
 	fs := &fakeSink{}
 	d := &detect.Detector{Store: st, Sink: fs, MaxClockSkew: time.Minute, Now: func() time.Time { return clock }}
-	tr := func(id string, at time.Time, cents int64) event.Item {
-		return event.Item{Ref: id, Transfer: event.Transfer{Source: "/s", ID: id, Time: at, From: "a", To: "b", Amount: money.Cents(cents)}}
+	tr := func(id string, at time.Time, cents int64) transfer.Item {
+		return transfer.Item{Ref: id, Transfer: transfer.Transfer{Source: "/s", ID: id, Time: at, From: "a", To: "b", Amount: money.Cents(cents)}}
 	}
-	p, err := d.Process(context.Background(), []event.Item{tr("f", clock.Add(time.Minute+time.Second), 100), tr("1", clock.Add(-3*time.Minute), 6000_00)})
-	if err != nil || p.Results[0].Status != detect.Invalid || !strings.Contains(p.Results[0].Reason, "1m0s ahead") || p.Results[1].Status != detect.Counted {
+	p, err := d.Process(context.Background(), []transfer.Item{tr("f", clock.Add(time.Minute+time.Second), 100), tr("1", clock.Add(-3*time.Minute), 6000_00)})
+	if err != nil || p.Results[0].Status != transfer.Invalid || !strings.Contains(p.Results[0].Reason, "1m0s ahead") || p.Results[1].Status != transfer.Counted {
 		t.Fatalf("%v %+v", err, p.Results)
 	}
-	p, err = d.Process(context.Background(), []event.Item{tr("2", clock.Add(-2*time.Minute), 5000_00)})
-	if err != nil || p.Results[0].Status != detect.Counted || len(p.Alerts) == 0 {
+	p, err = d.Process(context.Background(), []transfer.Item{tr("2", clock.Add(-2*time.Minute), 5000_00)})
+	if err != nil || p.Results[0].Status != transfer.Counted || len(p.Alerts) == 0 {
 		t.Fatalf("the pair is not detected after the future transfer: %v %+v", err, p)
 	}
 }

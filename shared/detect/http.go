@@ -1,13 +1,14 @@
 package detect
 
 import (
+	"context"
 	"errors"
-	"io"
 	"net/http"
 	"strconv"
 
-	"github.com/fintrans/fintrans/shared/event"
-	"github.com/fintrans/fintrans/shared/server"
+	"github.com/fintrans/fintrans/shared/codec/httpreq"
+	"github.com/fintrans/fintrans/shared/httpfn"
+	"github.com/fintrans/fintrans/shared/transfer"
 )
 
 // Answer is detect's JSON answer.
@@ -34,11 +35,18 @@ type AlertBrief struct {
 // Handler is detect's HTTP face.
 type Handler struct {
 	Detector     *Detector
-	MaxBodyBytes int64
-	MaxBatch     int
+	MaxBodyBytes int64 // MAX_BODY_BYTES
+	MaxBatch     int   // MAX_BATCH
+	dec          httpreq.Decoder
 }
 
-// ServeHTTP takes a CloudEvent (binary or structured), a batch, seed lines or
+// Func is the handler with its body limit.
+func (h *Handler) Func() httpfn.Func { return httpfn.Func{Serve: h.Serve, MaxBody: h.MaxBodyBytes} }
+
+// ServeHTTP serves h.Func over net/http.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.Func().ServeHTTP(w, r) }
+
+// Serve takes a CloudEvent (binary or structured), a batch, seed lines or
 // an OpenFaaS kafka-connector request, and answers what it did:
 //   - 200 when every event was counted or was a duplicate, or for a batch
 //     with at least one valid event (per-event results in the body);
@@ -46,61 +54,51 @@ type Handler struct {
 //   - 422 for a single transfer refused as late, so that the transport
 //     routes it to its dead-letter place without retrying;
 //   - 503 (with Retry-After) when Redis or the sink failed: retry.
-func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) Serve(ctx context.Context, r httpfn.Request) httpfn.Response {
 	if r.Method != http.MethodPost {
-		w.Header().Set("Allow", http.MethodPost)
-		server.Error(w, http.StatusMethodNotAllowed, "method "+r.Method+" not allowed: POST a CloudEvent")
-		return
+		return httpfn.ErrorWith(http.StatusMethodNotAllowed, http.Header{"Allow": {http.MethodPost}}, "method "+r.Method+" not allowed: POST a CloudEvent")
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.MaxBodyBytes))
-	if err != nil {
+	if err := r.BodyErr; err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			server.Error(w, http.StatusBadRequest, "body is larger than "+strconv.FormatInt(h.MaxBodyBytes, 10)+" bytes (MAX_BODY_BYTES)")
-			return
+			return httpfn.Error(http.StatusBadRequest, "body is larger than "+strconv.FormatInt(h.MaxBodyBytes, 10)+" bytes (MAX_BODY_BYTES)")
 		}
-		server.Error(w, http.StatusBadRequest, "cannot read body: "+err.Error())
-		return
+		return httpfn.Error(http.StatusBadRequest, "cannot read body: "+err.Error())
 	}
-	req, err := event.FromHTTP(r.Header, body, h.MaxBatch)
+	req, err := h.dec.Decode(r.Header, r.Body, h.MaxBatch)
 	if err != nil && len(req.Items) == 0 {
-		server.Error(w, http.StatusBadRequest, err.Error())
-		return
+		return httpfn.Error(http.StatusBadRequest, err.Error())
 	}
 	if err != nil && !req.Batch {
 		h.Detector.logger().Info("refused bad input", "reason", err.Error())
-		server.Error(w, http.StatusBadRequest, err.Error())
-		return
+		return httpfn.Error(http.StatusBadRequest, err.Error())
 	}
-	p, err := h.Detector.Process(r.Context(), req.Items)
+	p, err := h.Detector.Process(ctx, req.Items)
 	if err != nil {
 		h.Detector.logger().Error("detect failed; answering 503 so the transport retries", "err", err)
-		w.Header().Set("Retry-After", "1")
-		server.Error(w, http.StatusServiceUnavailable, err.Error())
-		return
+		return httpfn.ErrorWith(http.StatusServiceUnavailable, http.Header{"Retry-After": {"1"}}, err.Error())
 	}
-	if !req.Batch && len(p.Results) == 1 && p.Results[0].Status == Invalid {
+	if !req.Batch && len(p.Results) == 1 && p.Results[0].Status == transfer.Invalid {
 		// Refused after decoding (dated too far ahead): the same 400 as any
 		// other bad input.
 		h.Detector.logger().Info("refused bad input", "reason", p.Results[0].Reason)
-		server.Error(w, http.StatusBadRequest, p.Results[0].Reason)
-		return
+		return httpfn.Error(http.StatusBadRequest, p.Results[0].Reason)
 	}
 	a := Answer{Results: p.Results, Alerts: []AlertBrief{}}
 	for _, res := range p.Results {
 		switch res.Status {
-		case Counted:
+		case transfer.Counted:
 			a.Counted++
-		case Duplicate:
+		case transfer.Duplicate:
 			a.Duplicate++
-		case Late:
+		case transfer.Late:
 			a.Late++
-		case Invalid:
+		case transfer.Invalid:
 			a.Invalid++
 		}
 	}
 	for _, al := range p.Alerts {
-		a.Alerts = append(a.Alerts, AlertBrief{ID: al.ID(), Subject: event.Subject(al.From, al.To),
+		a.Alerts = append(a.Alerts, AlertBrief{ID: al.ID(), Subject: transfer.PairKey(al.From, al.To),
 			WindowStart: al.WindowStart.Format("2006-01-02T15:04:05Z07:00"), WindowEnd: al.WindowEnd.Format("2006-01-02T15:04:05Z07:00"),
 			Total: al.Total.String(), Count: al.Count})
 	}
@@ -111,5 +109,5 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case !req.Batch && a.Late == 1:
 		status, a.Error = http.StatusUnprocessableEntity, p.Results[0].Reason
 	}
-	server.JSON(w, status, a)
+	return httpfn.JSON(status, a)
 }

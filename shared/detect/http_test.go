@@ -15,11 +15,13 @@ import (
 	ce "github.com/cloudevents/sdk-go/v2/event"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/fintrans/fintrans/shared/codec/cloudevent"
+	"github.com/fintrans/fintrans/shared/codec/httpreq"
 	"github.com/fintrans/fintrans/shared/detect"
-	"github.com/fintrans/fintrans/shared/event"
 	"github.com/fintrans/fintrans/shared/money"
 	"github.com/fintrans/fintrans/shared/redistest"
 	"github.com/fintrans/fintrans/shared/sink"
+	"github.com/fintrans/fintrans/shared/transfer"
 	"github.com/fintrans/fintrans/shared/window"
 	"github.com/fintrans/fintrans/shared/window/windowtest"
 )
@@ -68,7 +70,7 @@ func setup(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	fs := &fakeSink{}
-	h := &detect.Handler{Detector: &detect.Detector{Store: st, Sink: fs, Redis: rdb}, MaxBodyBytes: 64 << 10, MaxBatch: 100}
+	h := &detect.Handler{Detector: &detect.Detector{Store: st, Sink: fs}, MaxBodyBytes: 64 << 10, MaxBatch: 100}
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	return &fixture{rdb: rdb, sink: fs, srv: srv}
@@ -100,7 +102,7 @@ func (f *fixture) post(t *testing.T, header map[string]string, body string) (int
 }
 
 func binary(id, tm string) map[string]string {
-	return map[string]string{"Content-Type": "application/json", "Ce-Specversion": "1.0", "Ce-Type": event.TransactionType,
+	return map[string]string{"Content-Type": "application/json", "Ce-Specversion": "1.0", "Ce-Type": cloudevent.TransactionType,
 		"Ce-Id": id, "Ce-Source": "/test", "Ce-Time": tm}
 }
 
@@ -149,7 +151,7 @@ func TestBadInputAnswers400AndChangesNothing(t *testing.T) {
 		{"malformed json", map[string]string{"Content-Type": "application/cloudevents+json"}, `{"specversion":`},
 		{"oversized body", binary("b6", "2017-07-23T01:00:00Z"), `{"from":"1","to":"2","amount":1,"pad":"` + strings.Repeat("x", 70<<10) + `"}`},
 		{"bad seed line", map[string]string{"Content-Type": "text/plain"}, "2017-07-23T01:00:00Z;1;2"},
-		{"batch with no valid event", map[string]string{"Content-Type": event.BatchContentType}, `[{"specversion":"1.0","type":"x","id":"1","source":"/s"}]`},
+		{"batch with no valid event", map[string]string{"Content-Type": httpreq.BatchContentType}, `[{"specversion":"1.0","type":"x","id":"1","source":"/s"}]`},
 		{"unsupported media type", map[string]string{"Content-Type": "application/xml"}, `<a/>`},
 	}
 	for _, tc := range cases {
@@ -179,8 +181,8 @@ func TestBatchAnswersPerEvent(t *testing.T) {
 		parts = append(parts, fmt.Sprintf(`{"specversion":"1.0","type":"io.fintrans.transaction","id":"b%d","source":"/s","time":"2017-07-23T01:0%d:00Z","data":{"from":"a","to":"b","amount":3000}}`, i, i))
 	}
 	parts = append(parts, `{"specversion":"1.0","type":"io.fintrans.transaction","id":"bad","source":"/s","time":"2017-07-23T01:00:00Z","data":{"from":"a","to":"b","amount":0}}`)
-	code, a, raw := f.post(t, map[string]string{"Content-Type": event.BatchContentType}, "["+strings.Join(parts, ",")+"]")
-	if code != 200 || a.Counted != 4 || a.Invalid != 1 || len(a.Results) != 5 || a.Results[4].Status != detect.Invalid || a.Results[4].Reason == "" {
+	code, a, raw := f.post(t, map[string]string{"Content-Type": httpreq.BatchContentType}, "["+strings.Join(parts, ",")+"]")
+	if code != 200 || a.Counted != 4 || a.Invalid != 1 || len(a.Results) != 5 || a.Results[4].Status != transfer.Invalid || a.Results[4].Reason == "" {
 		t.Fatalf("%d %s", code, raw)
 	}
 	if len(a.Alerts) == 0 || a.Results[3].Alerts == nil {
@@ -214,7 +216,7 @@ func TestSinkFailureAnswers503ThenRedeliveryFiresTheSameAlert(t *testing.T) {
 	if code != 200 || a.Duplicate != 1 || len(a.Alerts) != 5 {
 		t.Fatalf("redelivery: %d %s", code, raw)
 	}
-	want := event.AlertID("x", "y", time.Date(2017, 7, 23, 1, 0, 0, 0, time.UTC))
+	want := transfer.AlertID("x", "y", time.Date(2017, 7, 23, 1, 0, 0, 0, time.UTC))
 	found := false
 	for _, id := range f.sink.ids() {
 		found = found || id == want

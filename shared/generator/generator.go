@@ -18,11 +18,13 @@ import (
 
 	ce "github.com/cloudevents/sdk-go/v2/event"
 
+	"github.com/fintrans/fintrans/shared/codec/cloudevent"
 	"github.com/fintrans/fintrans/shared/config"
-	"github.com/fintrans/fintrans/shared/event"
 	"github.com/fintrans/fintrans/shared/metrics"
 	"github.com/fintrans/fintrans/shared/money"
 	"github.com/fintrans/fintrans/shared/sink"
+	"github.com/fintrans/fintrans/shared/transfer"
+	"github.com/fintrans/fintrans/shared/window"
 )
 
 // Limits of the generated data.
@@ -56,7 +58,7 @@ type Episode struct {
 
 // Produced is what one Tick made and sent.
 type Produced struct {
-	Transfers []event.Transfer // every transfer of the batch, episodes included
+	Transfers []transfer.Transfer // every transfer of the batch, episodes included
 	Episodes  []Episode
 	Sent      int // transfers accepted by the sink: len(Transfers), or 0 on error
 }
@@ -94,7 +96,7 @@ func (g *Generator) Tick(ctx context.Context) (Produced, error) {
 	p := g.make()
 	events := make([]ce.Event, len(p.Transfers))
 	for i, t := range p.Transfers {
-		events[i] = CloudEvent(t)
+		events[i] = cloudevent.Transfer(t)
 	}
 	if err := g.out.Send(ctx, events); err != nil {
 		metrics.Errors.WithLabelValues("sink").Inc()
@@ -105,25 +107,6 @@ func (g *Generator) Tick(ctx context.Context) (Produced, error) {
 	return p, nil
 }
 
-// CloudEvent is the io.fintrans.transaction event of a generated transfer.
-func CloudEvent(t event.Transfer) ce.Event {
-	e := ce.New(ce.CloudEventsVersionV1)
-	e.SetID(t.ID)
-	e.SetType(event.TransactionType)
-	e.SetSource(t.Source)
-	e.SetTime(t.Time)
-	e.SetExtension(event.PartitionKey, event.PairKey(t.From, t.To))
-	// Marshalling this struct cannot fail.
-	_ = e.SetData(ce.ApplicationJSON, transferData{From: t.From, To: t.To, Amount: t.Amount})
-	return e
-}
-
-type transferData struct {
-	From   string      `json:"from"`
-	To     string      `json:"to"`
-	Amount money.Cents `json:"amount"`
-}
-
 // make builds the batch (under the lock: rng is not safe for concurrent use).
 func (g *Generator) make() Produced {
 	g.mu.Lock()
@@ -131,7 +114,7 @@ func (g *Generator) make() Produced {
 	n := g.cfg.GeneratorTransfers
 	now := g.now().UTC()
 	var p Produced
-	p.Transfers = make([]event.Transfer, 0, n)
+	p.Transfers = make([]transfer.Transfer, 0, n)
 
 	// Episodes first: their share accumulates across ticks, so that a rate
 	// of 0.05 with 10 transfers a tick still yields one episode in ~6 ticks.
@@ -151,8 +134,8 @@ func (g *Generator) make() Produced {
 			ep := g.episode(size, now)
 			p.Episodes = append(p.Episodes, ep)
 			for i := range ep.IDs {
-				p.Transfers = append(p.Transfers, event.Transfer{
-					Source: event.GeneratorSource, ID: ep.IDs[i], Time: ep.Times[i],
+				p.Transfers = append(p.Transfers, transfer.Transfer{
+					Source: cloudevent.GeneratorSource, ID: ep.IDs[i], Time: ep.Times[i],
 					From: ep.From, To: ep.To, Amount: ep.Amounts[i],
 				})
 			}
@@ -161,8 +144,8 @@ func (g *Generator) make() Produced {
 	}
 	for len(p.Transfers) < n {
 		from, to := g.pair()
-		p.Transfers = append(p.Transfers, event.Transfer{
-			Source: event.GeneratorSource, ID: g.nextID(),
+		p.Transfers = append(p.Transfers, transfer.Transfer{
+			Source: cloudevent.GeneratorSource, ID: g.nextID(),
 			Time: now.Add(-g.jitter(MaxJitter)).Truncate(time.Second),
 			From: from, To: to, Amount: g.amount(),
 		})
@@ -192,7 +175,7 @@ func (g *Generator) episode(size int, now time.Time) Episode {
 	// The anchor is the episode's latest time; the earliest window that
 	// holds it leaves the most room before it.
 	anchor := now.Add(-g.jitter(MaxJitter)).Truncate(time.Second)
-	ws := earliestWindow(anchor, g.cfg.WindowSize, g.cfg.WindowSlide)
+	ws := window.FirstStart(anchor, g.cfg.WindowSize, g.cfg.WindowSlide)
 	earliest := anchor.Add(-EpisodeSpan + time.Second)
 	if earliest.Before(ws) {
 		earliest = ws
@@ -220,31 +203,6 @@ func (g *Generator) episode(size int, now time.Time) Episode {
 		}
 	}
 	return ep
-}
-
-// earliestWindow is the start of the earliest sliding window (size, slide,
-// aligned to the epoch) that holds t: the smallest multiple of slide that is
-// greater than t-size.
-func earliestWindow(t time.Time, size, slide time.Duration) time.Time {
-	ms := t.UnixMilli()
-	sz, sl := size.Milliseconds(), slide.Milliseconds()
-	if sz <= 0 || sl <= 0 {
-		return t
-	}
-	last := floorDiv(ms, sl) * sl // latest window start <= t
-	first := last
-	for first-sl > ms-sz {
-		first -= sl
-	}
-	return time.UnixMilli(first).UTC()
-}
-
-func floorDiv(a, b int64) int64 {
-	q := a / b
-	if (a%b != 0) && ((a < 0) != (b < 0)) {
-		q--
-	}
-	return q
 }
 
 // pair picks two different accounts among "0".."N-1".

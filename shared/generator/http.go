@@ -1,13 +1,13 @@
 package generator
 
 import (
-	"io"
+	"context"
 	"log/slog"
 	"net/http"
 	"strconv"
-	"strings"
 
-	"github.com/fintrans/fintrans/shared/server"
+	"github.com/fintrans/fintrans/shared/httpfn"
+	"github.com/fintrans/fintrans/shared/transfer"
 )
 
 // Answer is the generator's JSON answer to a tick.
@@ -34,22 +34,26 @@ type Handler struct {
 // maxTickBody bounds how much of a tick's body is read (and ignored).
 const maxTickBody = 1 << 20
 
-func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+// Func is the handler with its body limit.
+func (h *Handler) Func() httpfn.Func { return httpfn.Func{Serve: h.Serve, MaxBody: maxTickBody} }
+
+// ServeHTTP serves h.Func over net/http.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.Func().ServeHTTP(w, r) }
+
+// Serve runs one tick per POST.
+func (h *Handler) Serve(ctx context.Context, r httpfn.Request) httpfn.Response {
 	if r.Method != http.MethodPost {
-		w.Header().Set("Allow", http.MethodPost)
-		server.Error(w, http.StatusMethodNotAllowed, "method "+r.Method+" not allowed: POST (a cron tick) makes a batch of transfers")
-		return
+		return httpfn.ErrorWith(http.StatusMethodNotAllowed, http.Header{"Allow": {http.MethodPost}},
+			"method "+r.Method+" not allowed: POST (a cron tick) makes a batch of transfers")
 	}
-	_, _ = io.Copy(io.Discard, io.LimitReader(r.Body, maxTickBody))
-	p, err := h.Generator.Tick(r.Context())
+	p, err := h.Generator.Tick(ctx)
 	if err != nil {
 		h.log().Error("generator: sending the batch failed", "transfers", len(p.Transfers), "err", err)
-		w.Header().Set("Retry-After", "1")
-		server.Error(w, http.StatusServiceUnavailable, "sending "+strconv.Itoa(len(p.Transfers))+" transfers failed: "+oneLine(err.Error()))
-		return
+		return httpfn.ErrorWith(http.StatusServiceUnavailable, http.Header{"Retry-After": {"1"}},
+			"sending "+strconv.Itoa(len(p.Transfers))+" transfers failed: "+transfer.OneLine(err.Error()))
 	}
 	h.log().Debug("generator: batch sent", "transfers", p.Sent, "episodes", len(p.Episodes))
-	server.JSON(w, http.StatusOK, Answer{Produced: p.Sent, Episodes: len(p.Episodes), Topic: h.Topic, Sink: h.Sink})
+	return httpfn.JSON(http.StatusOK, Answer{Produced: p.Sent, Episodes: len(p.Episodes), Topic: h.Topic, Sink: h.Sink})
 }
 
 func (h *Handler) log() *slog.Logger {
@@ -58,5 +62,3 @@ func (h *Handler) log() *slog.Logger {
 	}
 	return slog.Default()
 }
-
-func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }

@@ -3,12 +3,12 @@ package generator
 import (
 	"context"
 	"fmt"
-	"time"
 
 	"github.com/IBM/sarama"
 	ce "github.com/cloudevents/sdk-go/v2/event"
 
-	"github.com/fintrans/fintrans/shared/event"
+	"github.com/fintrans/fintrans/shared/codec/cloudevent"
+	"github.com/fintrans/fintrans/shared/codec/kafkarecord"
 )
 
 // LineKafka is a sink.Sink for GENERATOR_FORMAT=line: it writes each
@@ -26,11 +26,6 @@ func NewLineKafka(producer sarama.SyncProducer, topic string) *LineKafka {
 	return &LineKafka{producer: producer, topic: topic}
 }
 
-// Line is the seed's line for a transfer.
-func Line(t event.Transfer) string {
-	return t.Time.UTC().Format(time.RFC3339) + ";" + t.From + ";" + t.To + ";" + t.Amount.String()
-}
-
 // Send writes the transfers carried by events (io.fintrans.transaction
 // events, as the generator makes them).
 func (l *LineKafka) Send(ctx context.Context, events []ce.Event) error {
@@ -39,16 +34,11 @@ func (l *LineKafka) Send(ctx context.Context, events []ce.Event) error {
 	}
 	msgs := make([]*sarama.ProducerMessage, len(events))
 	for i, e := range events {
-		it := event.FromCloudEvent(e)
+		it := cloudevent.FromEvent(e)
 		if it.Err != nil {
 			return fmt.Errorf("event %s: %w", e.ID(), it.Err)
 		}
-		t := it.Transfer
-		msgs[i] = &sarama.ProducerMessage{
-			Topic: l.topic,
-			Key:   sarama.StringEncoder(event.PairKey(t.From, t.To)),
-			Value: sarama.StringEncoder(Line(t)),
-		}
+		msgs[i] = kafkarecord.Line(l.topic, it.Transfer)
 	}
 	if err := ctx.Err(); err != nil {
 		return err

@@ -10,7 +10,6 @@ import (
 	"crypto/x509"
 	"fmt"
 	"os"
-	"strconv"
 	"strings"
 	"time"
 
@@ -25,7 +24,8 @@ import (
 // 2.4.0 and later rely on the OffsetFetch shim of the embedded package).
 const DefaultVersion = "2.8.0"
 
-// Environment variables read by Config for transport security.
+// The environment variables of Security (read by the config package; named
+// here in Config's errors).
 const (
 	EnvTLS           = "KAFKA_TLS"            // "true" enables TLS
 	EnvCAFile        = "KAFKA_CA_FILE"        // PEM CA bundle; system roots when empty
@@ -33,6 +33,15 @@ const (
 	EnvSASLPassword  = "KAFKA_SASL_PASSWORD"  // the SASL password
 	EnvSASLMechanism = "KAFKA_SASL_MECHANISM" // PLAIN (default), SCRAM-SHA-256 or SCRAM-SHA-512
 )
+
+// Security is how clients reach the brokers: TLS and SASL.
+type Security struct {
+	TLS           bool   // KAFKA_TLS
+	CAFile        string // KAFKA_CA_FILE: PEM CA bundle; system roots when empty
+	SASLUser      string // KAFKA_SASL_USER: non-empty enables SASL
+	SASLPassword  string // KAFKA_SASL_PASSWORD
+	SASLMechanism string // KAFKA_SASL_MECHANISM: PLAIN (default), SCRAM-SHA-256 or SCRAM-SHA-512
+}
 
 // Config builds the *sarama.Config for a fintrans component.
 //
@@ -50,10 +59,9 @@ const (
 // second of the offsets the code has marked (MarkMessage is what the code
 // controls; nothing is committed that was not marked).
 //
-// TLS and SASL are configured from the KAFKA_TLS, KAFKA_CA_FILE,
-// KAFKA_SASL_USER, KAFKA_SASL_PASSWORD and KAFKA_SASL_MECHANISM environment
-// variables; an invalid value is an error that names the variable.
-func Config(role, version string) (*sarama.Config, error) {
+// TLS and SASL are configured from sec; an invalid value is an error that
+// names its variable.
+func Config(role, version string, sec Security) (*sarama.Config, error) {
 	cfg := sarama.NewConfig()
 
 	if version == "" {
@@ -96,7 +104,7 @@ func Config(role, version string) (*sarama.Config, error) {
 	cfg.Metadata.Retry.Max = 5
 	cfg.Metadata.Retry.BackoffFunc = backoff(100*time.Millisecond, 2*time.Second)
 
-	if err := configureSecurity(cfg, os.Getenv); err != nil {
+	if err := configureSecurity(cfg, sec); err != nil {
 		return nil, err
 	}
 	if err := cfg.Validate(); err != nil {
@@ -117,17 +125,10 @@ func backoff(base, maxWait time.Duration) func(retries, maxRetries int) time.Dur
 	}
 }
 
-// configureSecurity applies the TLS and SASL environment variables.
-func configureSecurity(cfg *sarama.Config, getenv func(string) string) error {
-	tlsOn := false
-	if s := strings.TrimSpace(getenv(EnvTLS)); s != "" {
-		on, err := strconv.ParseBool(s)
-		if err != nil {
-			return fmt.Errorf("%s %q: want true or false", EnvTLS, s)
-		}
-		tlsOn = on
-	}
-	caFile := getenv(EnvCAFile)
+// configureSecurity applies the TLS and SASL settings.
+func configureSecurity(cfg *sarama.Config, sec Security) error {
+	tlsOn := sec.TLS
+	caFile := sec.CAFile
 	if caFile != "" && !tlsOn {
 		return fmt.Errorf("%s is set but %s is not true", EnvCAFile, EnvTLS)
 	}
@@ -148,18 +149,18 @@ func configureSecurity(cfg *sarama.Config, getenv func(string) string) error {
 		cfg.Net.TLS.Config = tc
 	}
 
-	user := getenv(EnvSASLUser)
+	user := sec.SASLUser
 	if user == "" {
 		return nil
 	}
 	cfg.Net.SASL.Enable = true
 	cfg.Net.SASL.Handshake = true
 	cfg.Net.SASL.User = user
-	cfg.Net.SASL.Password = getenv(EnvSASLPassword)
+	cfg.Net.SASL.Password = sec.SASLPassword
 	if cfg.Net.SASL.Password == "" {
 		return fmt.Errorf("%s is set but %s is empty", EnvSASLUser, EnvSASLPassword)
 	}
-	mech := strings.ToUpper(strings.TrimSpace(getenv(EnvSASLMechanism)))
+	mech := strings.ToUpper(strings.TrimSpace(sec.SASLMechanism))
 	switch mech {
 	case "", sarama.SASLTypePlaintext:
 		cfg.Net.SASL.Mechanism = sarama.SASLTypePlaintext

@@ -7,6 +7,9 @@
 //
 // Functions return errors; package redistest wraps them for tests
 // (testing.TB, t.TempDir, t.Cleanup) and the benchmark uses them directly.
+//
+// Test tooling, not product: no function image and no serving path of the
+// binary (serve, consume) links it (go list -deps proves it; see README).
 package redisproc
 
 import (

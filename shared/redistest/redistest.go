@@ -16,6 +16,9 @@
 //
 // When redis-server is not on PATH the helpers skip the test, or fail it when
 // the CI environment variable is set (CI must never silently skip).
+//
+// Test tooling, not product: no function image and no serving path of the
+// binary (serve, consume) links it (go list -deps proves it; see README).
 package redistest
 
 import (

@@ -11,11 +11,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fintrans/fintrans/shared/app"
+	"github.com/fintrans/fintrans/shared/codec/seedline"
 	"github.com/fintrans/fintrans/shared/config"
 	"github.com/fintrans/fintrans/shared/embedded"
-	"github.com/fintrans/fintrans/shared/event"
 	"github.com/fintrans/fintrans/shared/redistest"
 	"github.com/fintrans/fintrans/shared/replay"
+	"github.com/fintrans/fintrans/shared/transfer"
 	"github.com/fintrans/fintrans/shared/window/flinkref"
 )
 
@@ -29,10 +31,10 @@ func TestReplayIsTheSameOnEveryEngine(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := config.Default()
-	var ts []event.Transfer
+	var ts []transfer.Transfer
 	sc := bufio.NewScanner(bytes.NewReader(seed.Bytes()))
 	for sc.Scan() {
-		tr, err := event.ParseLine(sc.Text())
+		tr, err := seedline.Parse(sc.Text())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -53,8 +55,13 @@ func TestReplayIsTheSameOnEveryEngine(t *testing.T) {
 			cfg := cfg
 			cfg.EmbeddedRedis = engine
 			var out bytes.Buffer
-			sum, err := replay.FromConfig(context.Background(), cfg, slog.New(slog.DiscardHandler),
-				bytes.NewReader(seed.Bytes()), "seed", &out, io.Discard)
+			log := slog.New(slog.DiscardHandler)
+			stop, err := embedded.ForConfig(context.Background(), &cfg, log)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer stop()
+			sum, err := app.Replay(context.Background(), cfg, log, bytes.NewReader(seed.Bytes()), "file://seed", &out, io.Discard)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -64,7 +71,7 @@ func TestReplayIsTheSameOnEveryEngine(t *testing.T) {
 			dec := json.NewDecoder(bytes.NewReader(out.Bytes()))
 			got := map[flinkref.Key]bool{}
 			for {
-				var e struct{ Data event.Alert }
+				var e struct{ Data transfer.Alert }
 				if err := dec.Decode(&e); err == io.EOF {
 					break
 				} else if err != nil {

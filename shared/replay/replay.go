@@ -9,18 +9,16 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"strconv"
 	"strings"
 
 	ce "github.com/cloudevents/sdk-go/v2/event"
 
-	"github.com/fintrans/fintrans/shared/app"
-	"github.com/fintrans/fintrans/shared/config"
+	"github.com/fintrans/fintrans/shared/codec/cloudevent"
+	"github.com/fintrans/fintrans/shared/codec/seedline"
 	"github.com/fintrans/fintrans/shared/detect"
-	"github.com/fintrans/fintrans/shared/embedded"
-	"github.com/fintrans/fintrans/shared/event"
 	"github.com/fintrans/fintrans/shared/sink"
+	"github.com/fintrans/fintrans/shared/transfer"
 )
 
 // Summary counts what a replay did.
@@ -35,25 +33,6 @@ func (s Summary) String() string {
 
 // Batch is how many lines `fintrans replay` hands detect at a time.
 const Batch = 500
-
-// FromConfig is `fintrans replay`: it runs the lines of in (named name)
-// through detect on the Redis of cfg, or on the embedded Redis of
-// cfg.EmbeddedRedis, started here and stopped at the end, when REDIS_URL is
-// unset.
-func FromConfig(ctx context.Context, cfg config.Config, log *slog.Logger, in io.Reader, name string, out, errw io.Writer) (Summary, error) {
-	stop, err := embedded.ForConfig(ctx, &cfg, log)
-	if err != nil {
-		return Summary{}, err
-	}
-	defer stop()
-	st, rdb, err := app.Store(ctx, cfg, log)
-	if err != nil {
-		return Summary{}, err
-	}
-	defer rdb.Close()
-	d := &detect.Detector{Store: st, Sink: sink.Func(nil), Log: log, Redis: rdb, MaxClockSkew: cfg.MaxClockSkew}
-	return Run(ctx, d, in, "file://"+name, out, errw, Batch)
-}
 
 // Run reads transfers from r (seed lines "time;from;to;amount", or one
 // CloudEvent JSON object per line), applies them in batches through d with
@@ -75,7 +54,7 @@ func Run(ctx context.Context, d *detect.Detector, r io.Reader, source string, ou
 	})
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64*1024), 4<<20)
-	var items []event.Item
+	var items []transfer.Item
 	flush := func() error {
 		if len(items) == 0 {
 			return nil
@@ -86,14 +65,14 @@ func Run(ctx context.Context, d *detect.Detector, r io.Reader, source string, ou
 		}
 		for _, res := range p.Results {
 			switch res.Status {
-			case detect.Counted:
+			case transfer.Counted:
 				sum.Counted++
-			case detect.Duplicate:
+			case transfer.Duplicate:
 				sum.Duplicate++
-			case detect.Late:
+			case transfer.Late:
 				sum.Late++
 				fmt.Fprintf(errw, "%s: %s\n", res.Ref, res.Reason)
-			case detect.Invalid:
+			case transfer.Invalid:
 				sum.Invalid++
 				fmt.Fprintf(errw, "%s: invalid: %s\n", res.Ref, res.Reason)
 			}
@@ -105,7 +84,7 @@ func Run(ctx context.Context, d *detect.Detector, r io.Reader, source string, ou
 	n := 0
 	for sc.Scan() {
 		n++
-		line := []byte(event.TrimLine(sc.Text()))
+		line := []byte(seedline.Trim(sc.Text()))
 		if len(line) == 0 || line[0] == '#' {
 			continue
 		}
@@ -123,21 +102,21 @@ func Run(ctx context.Context, d *detect.Detector, r io.Reader, source string, ou
 	return sum, flush()
 }
 
-func decodeLine(line []byte, source string, n int) event.Item {
+func decodeLine(line []byte, source string, n int) transfer.Item {
 	ref := "line " + strconv.Itoa(n)
 	if line[0] == '{' {
 		var e ce.Event
 		if err := json.Unmarshal(line, &e); err != nil {
-			return event.Item{Ref: ref, Err: &event.InputError{Reason: "not a CloudEvent: " + strings.TrimSpace(err.Error())}}
+			return transfer.Item{Ref: ref, Err: &transfer.InputError{Reason: "not a CloudEvent: " + strings.TrimSpace(err.Error())}}
 		}
-		it := event.FromCloudEvent(e)
+		it := cloudevent.FromEvent(e)
 		it.Ref = ref
 		return it
 	}
-	t, err := event.ParseLine(string(line))
+	t, err := seedline.Parse(string(line))
 	if err == nil {
 		t.Source, t.ID = source, "line-"+strconv.Itoa(n)
 		err = t.Validate()
 	}
-	return event.Item{Ref: ref, Transfer: t, Err: err}
+	return transfer.Item{Ref: ref, Transfer: t, Err: err}
 }

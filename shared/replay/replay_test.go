@@ -8,10 +8,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fintrans/fintrans/shared/codec/cloudevent"
 	"github.com/fintrans/fintrans/shared/detect"
-	"github.com/fintrans/fintrans/shared/event"
 	"github.com/fintrans/fintrans/shared/redistest"
 	"github.com/fintrans/fintrans/shared/replay"
+	"github.com/fintrans/fintrans/shared/transfer"
 	"github.com/fintrans/fintrans/shared/window"
 )
 
@@ -46,9 +47,9 @@ func TestReplayPrintsAlertsAsCloudEvents(t *testing.T) {
 	for _, l := range lines {
 		var e struct {
 			Type, ID string
-			Data     event.Alert
+			Data     transfer.Alert
 		}
-		if err := json.Unmarshal([]byte(l), &e); err != nil || e.Type != event.FraudType || e.ID == "" || e.Data.Total <= e.Data.Threshold {
+		if err := json.Unmarshal([]byte(l), &e); err != nil || e.Type != cloudevent.FraudType || e.ID == "" || e.Data.Total <= e.Data.Threshold {
 			t.Fatalf("not a structured fraud CloudEvent: %s (%v)", l, err)
 		}
 	}

@@ -6,7 +6,6 @@ package server
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"log/slog"
 	"net"
@@ -16,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/fintrans/fintrans/shared/config"
+	"github.com/fintrans/fintrans/shared/httpfn"
 )
 
 // ReadyFunc reports whether the function can serve (Redis and Kafka reachable).
@@ -26,37 +26,23 @@ func Mux(fn http.Handler, ready ReadyFunc) *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.Handler())
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
-		JSON(w, http.StatusOK, map[string]string{"status": "ok"})
+		httpfn.Write(w, httpfn.JSON(http.StatusOK, map[string]string{"status": "ok"}))
 	})
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
 		if ready != nil {
 			ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 			defer cancel()
 			if err := ready(ctx); err != nil {
-				JSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready", "error": err.Error()})
+				httpfn.Write(w, httpfn.JSON(http.StatusServiceUnavailable, map[string]string{"status": "not ready", "error": err.Error()}))
 				return
 			}
 		}
-		JSON(w, http.StatusOK, map[string]string{"status": "ready"})
+		httpfn.Write(w, httpfn.JSON(http.StatusOK, map[string]string{"status": "ready"}))
 	})
 	if fn != nil {
 		mux.Handle("/", fn)
 	}
 	return mux
-}
-
-// JSON writes v as a JSON answer.
-func JSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	enc := json.NewEncoder(w)
-	enc.SetEscapeHTML(true)
-	_ = enc.Encode(v)
-}
-
-// Error writes a one-line JSON reason.
-func Error(w http.ResponseWriter, status int, reason string) {
-	JSON(w, status, map[string]string{"error": reason})
 }
 
 // Timeouts bound every phase of a request in time (SPEC section 6), so slow

@@ -17,9 +17,10 @@ import (
 
 	ce "github.com/cloudevents/sdk-go/v2/event"
 
+	"github.com/fintrans/fintrans/shared/codec/cloudevent"
 	"github.com/fintrans/fintrans/shared/config"
 	"github.com/fintrans/fintrans/shared/detect"
-	"github.com/fintrans/fintrans/shared/event"
+	"github.com/fintrans/fintrans/shared/httpfn"
 	"github.com/fintrans/fintrans/shared/money"
 	"github.com/fintrans/fintrans/shared/redistest"
 	"github.com/fintrans/fintrans/shared/server"
@@ -42,7 +43,7 @@ func post(t *testing.T, u, id, at, body string) int {
 	t.Helper()
 	req, _ := http.NewRequest(http.MethodPost, u, strings.NewReader(body))
 	for k, v := range map[string]string{"Content-Type": "application/json", "Ce-Specversion": "1.0",
-		"Ce-Type": event.TransactionType, "Ce-Id": id, "Ce-Source": "/metrics-test", "Ce-Time": at} {
+		"Ce-Type": cloudevent.TransactionType, "Ce-Id": id, "Ce-Source": "/metrics-test", "Ce-Time": at} {
 		req.Header.Set(k, v)
 	}
 	res, err := http.DefaultClient.Do(req)
@@ -86,7 +87,7 @@ func TestMetricsAndProbes(t *testing.T) {
 		t.Fatal(err)
 	}
 	var accepted atomic.Int64
-	h := &detect.Handler{Detector: &detect.Detector{Store: st, Redis: rdb,
+	h := &detect.Handler{Detector: &detect.Detector{Store: st,
 		Sink: sink.Func(func(_ context.Context, es []ce.Event) error { accepted.Add(int64(len(es))); return nil })},
 		MaxBodyBytes: 1 << 20, MaxBatch: 100}
 	web := httptest.NewServer(server.Mux(h, func(ctx context.Context) error { return rdb.Ping(ctx).Err() }))
@@ -181,10 +182,10 @@ func slowServer(t *testing.T, to server.Timeouts) string {
 	t.Helper()
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if _, err := io.ReadAll(r.Body); err != nil {
-			server.Error(w, http.StatusBadRequest, "cannot read body")
+			httpfn.Write(w, httpfn.Error(http.StatusBadRequest, "cannot read body"))
 			return
 		}
-		server.JSON(w, http.StatusOK, map[string]string{"status": "read"})
+		httpfn.Write(w, httpfn.JSON(http.StatusOK, map[string]string{"status": "read"}))
 	})
 	srv := server.NewHTTPServer(h, to)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

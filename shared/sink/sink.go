@@ -14,13 +14,12 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
-	"github.com/cloudevents/sdk-go/protocol/kafka_sarama/v2"
 	cloudevents "github.com/cloudevents/sdk-go/v2"
 	"github.com/cloudevents/sdk-go/v2/binding"
 	ce "github.com/cloudevents/sdk-go/v2/event"
 	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
 
-	"github.com/fintrans/fintrans/shared/event"
+	"github.com/fintrans/fintrans/shared/codec/kafkarecord"
 )
 
 // Sink accepts events durably or fails.
@@ -149,29 +148,11 @@ func NewKafkaFromProducer(p sarama.SyncProducer, topic string) *Kafka {
 	return &Kafka{producer: p, topic: topic}
 }
 
-// Messages converts events to producer messages for topic.
-func Messages(ctx context.Context, topic string, events []ce.Event) ([]*sarama.ProducerMessage, error) {
-	msgs := make([]*sarama.ProducerMessage, len(events))
-	for i := range events {
-		m := &sarama.ProducerMessage{Topic: topic}
-		if err := kafka_sarama.WriteProducerMessage(ctx, binding.ToMessage(&events[i]), m); err != nil {
-			return nil, fmt.Errorf("encoding event %s: %w", events[i].ID(), err)
-		}
-		if m.Key == nil {
-			if k, ok := events[i].Extensions()[event.PartitionKey].(string); ok {
-				m.Key = sarama.StringEncoder(k)
-			}
-		}
-		msgs[i] = m
-	}
-	return msgs, nil
-}
-
 func (k *Kafka) Send(ctx context.Context, events []ce.Event) error {
 	if len(events) == 0 {
 		return nil
 	}
-	msgs, err := Messages(ctx, k.topic, events)
+	msgs, err := kafkarecord.Messages(ctx, k.topic, events)
 	if err != nil {
 		return err
 	}

@@ -7,7 +7,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/fintrans/fintrans/shared/event"
+	"github.com/fintrans/fintrans/shared/transfer"
 )
 
 // Format renders an alert like the seed's viewer did, with the real window
@@ -22,7 +22,7 @@ import (
 // quotes, backslashes and anything unprintable, so an id can never start a
 // line of its own; ids made of anything but [A-Za-z0-9._:/@+=-] are quoted
 // the same way.
-func Format(id string, a event.Alert) []byte {
+func Format(id string, a transfer.Alert) []byte {
 	var b strings.Builder
 	b.WriteString("Detected Fraud: TransactionAggregate {startTimestamp=")
 	b.WriteString(stamp(a.WindowStart))
@@ -69,19 +69,19 @@ func Format(id string, a event.Alert) []byte {
 type jsonAlert struct {
 	ID   string    `json:"id"`
 	Time time.Time `json:"time"`
-	event.Alert
+	transfer.Alert
 }
 
 // FormatJSON renders an alert as one JSON line (LOG_FORMAT=json).
-func FormatJSON(id string, a event.Alert) []byte {
+func FormatJSON(id string, a transfer.Alert) []byte {
 	b, _ := json.Marshal(jsonOf(id, a))
 	return append(b, '\n')
 }
 
-func jsonOf(id string, a event.Alert) jsonAlert {
+func jsonOf(id string, a transfer.Alert) jsonAlert {
 	a.WindowStart, a.WindowEnd, a.Time = a.WindowStart.UTC(), a.WindowEnd.UTC(), a.Time.UTC()
 	if a.Transactions == nil {
-		a.Transactions = []event.AlertTransfer{}
+		a.Transactions = []transfer.AlertTransfer{}
 	}
 	return jsonAlert{ID: id, Time: a.Time, Alert: a}
 }

@@ -1,17 +1,18 @@
 package viewer
 
 import (
+	"bytes"
+	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"html/template"
-	"io"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/fintrans/fintrans/shared/event"
-	"github.com/fintrans/fintrans/shared/server"
+	"github.com/fintrans/fintrans/shared/httpfn"
+	"github.com/fintrans/fintrans/shared/transfer"
 )
 
 // Handler is the viewer's HTTP face:
@@ -36,17 +37,17 @@ type Handler struct {
 // Realm is the realm of the viewer's Basic challenge.
 const Realm = "fintrans viewer"
 
-// authorized reports whether r carries the token. Both sides are hashed
+// authorized reports whether h carries the token. Both sides are hashed
 // before the constant-time comparison, so neither the token's content nor
 // its length shows in the time an answer takes.
-func (h *Handler) authorized(r *http.Request) bool {
+func (h *Handler) authorized(hdr http.Header) bool {
 	if h.Token == "" {
 		return true
 	}
 	var given string
-	if scheme, cred, ok := strings.Cut(r.Header.Get("Authorization"), " "); ok && strings.EqualFold(scheme, "Bearer") {
+	if scheme, cred, ok := strings.Cut(hdr.Get("Authorization"), " "); ok && strings.EqualFold(scheme, "Bearer") {
 		given = strings.TrimSpace(cred)
-	} else if _, pass, ok := r.BasicAuth(); ok {
+	} else if _, pass, ok := (&http.Request{Header: hdr}).BasicAuth(); ok {
 		given = pass
 	} else {
 		return false
@@ -67,46 +68,50 @@ type RecentAnswer struct {
 
 const maxTickBody = 1 << 20
 
-func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+// Func is the handler with its body limit.
+func (h *Handler) Func() httpfn.Func { return httpfn.Func{Serve: h.Serve, MaxBody: maxTickBody} }
+
+// ServeHTTP serves h.Func over net/http.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.Func().ServeHTTP(w, r) }
+
+// Serve drains on POST and lists the recent alerts on GET.
+func (h *Handler) Serve(ctx context.Context, r httpfn.Request) httpfn.Response {
 	switch r.Method {
 	case http.MethodPost:
-		_, _ = io.Copy(io.Discard, io.LimitReader(r.Body, maxTickBody))
-		n, err := h.Viewer.Drain(r.Context())
+		n, err := h.Viewer.Drain(ctx)
 		if err != nil {
 			h.Viewer.log.Error("viewer: drain failed", "printed", n, "err", err)
-			w.Header().Set("Retry-After", "1")
-			server.Error(w, http.StatusServiceUnavailable, "reading the fraud topic failed after printing "+strconv.Itoa(n)+" alerts: "+oneLine(err.Error()))
-			return
+			return httpfn.ErrorWith(http.StatusServiceUnavailable, http.Header{"Retry-After": {"1"}},
+				"reading the fraud topic failed after printing "+strconv.Itoa(n)+" alerts: "+transfer.OneLine(err.Error()))
 		}
-		server.JSON(w, http.StatusOK, DrainAnswer{Printed: n})
+		return httpfn.JSON(http.StatusOK, DrainAnswer{Printed: n})
 	case http.MethodGet, http.MethodHead:
-		if !h.authorized(r) {
-			w.Header().Set("WWW-Authenticate", `Basic realm="`+Realm+`", charset="UTF-8"`)
-			server.Error(w, http.StatusUnauthorized, "credentials required: send Authorization: Bearer <VIEWER_TOKEN>, or HTTP Basic with the token as password")
-			return
+		if !h.authorized(r.Header) {
+			return httpfn.ErrorWith(http.StatusUnauthorized, http.Header{"Www-Authenticate": {`Basic realm="` + Realm + `", charset="UTF-8"`}},
+				"credentials required: send Authorization: Bearer <VIEWER_TOKEN>, or HTTP Basic with the token as password")
 		}
 		recent := h.Viewer.Recent()
 		if prefersHTML(r.Header.Get("Accept")) {
-			w.Header().Set("Content-Type", "text/html; charset=utf-8")
-			w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'")
-			w.Header().Set("X-Content-Type-Options", "nosniff")
-			if err := page.Execute(w, pageData{Alerts: recent, Now: time.Now().UTC()}); err != nil {
+			var b bytes.Buffer
+			if err := page.Execute(&b, pageData{Alerts: recent, Now: time.Now().UTC()}); err != nil {
 				h.Viewer.log.Warn("viewer: rendering the page failed", "err", err)
 			}
-			return
+			return httpfn.Response{Status: http.StatusOK, Body: b.Bytes(), Header: http.Header{
+				"Content-Type":            {"text/html; charset=utf-8"},
+				"Content-Security-Policy": {"default-src 'none'; style-src 'unsafe-inline'"},
+				"X-Content-Type-Options":  {"nosniff"},
+			}}
 		}
 		ans := RecentAnswer{Alerts: make([]jsonAlert, len(recent))}
 		for i, p := range recent {
 			ans.Alerts[i] = jsonOf(p.ID, p.Alert)
 		}
-		server.JSON(w, http.StatusOK, ans)
+		return httpfn.JSON(http.StatusOK, ans)
 	default:
-		w.Header().Set("Allow", "GET, POST")
-		server.Error(w, http.StatusMethodNotAllowed, "method "+r.Method+" not allowed: POST (a cron tick) prints new alerts, GET lists the recent ones")
+		return httpfn.ErrorWith(http.StatusMethodNotAllowed, http.Header{"Allow": {"GET, POST"}},
+			"method "+r.Method+" not allowed: POST (a cron tick) prints new alerts, GET lists the recent ones")
 	}
 }
-
-func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
 
 // prefersHTML reports whether an Accept header ranks text/html above
 // application/json (a browser's does; curl's "*/*" does not).
@@ -169,7 +174,7 @@ type pageData struct {
 
 var page = template.Must(template.New("viewer").Funcs(template.FuncMap{
 	"stamp": stamp,
-	"more": func(a event.Alert) int {
+	"more": func(a transfer.Alert) int {
 		return a.Count - len(a.Transactions)
 	},
 }).Parse(`<!doctype html>

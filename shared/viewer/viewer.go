@@ -19,10 +19,10 @@ import (
 	"github.com/cloudevents/sdk-go/protocol/kafka_sarama/v2"
 	"github.com/cloudevents/sdk-go/v2/binding"
 
-	"github.com/fintrans/fintrans/shared/config"
-	"github.com/fintrans/fintrans/shared/event"
+	"github.com/fintrans/fintrans/shared/codec/cloudevent"
 	"github.com/fintrans/fintrans/shared/kafka"
 	"github.com/fintrans/fintrans/shared/metrics"
+	"github.com/fintrans/fintrans/shared/transfer"
 )
 
 // Defaults of a Viewer's tunables.
@@ -37,7 +37,7 @@ const (
 // Printed is an alert the viewer printed.
 type Printed struct {
 	ID        string
-	Alert     event.Alert
+	Alert     transfer.Alert
 	PrintedAt time.Time
 }
 
@@ -49,8 +49,7 @@ type Viewer struct {
 	// first Drain.
 	MaxWait time.Duration
 
-	cfg       config.Config
-	brokers   []string
+	conf      Config
 	saramaCfg *sarama.Config
 	out       io.Writer
 	log       *slog.Logger
@@ -65,10 +64,18 @@ type Viewer struct {
 	next   int
 }
 
-// New makes a viewer of cfg.FraudTopic in group cfg.ViewerGroup, printing to
-// out. It connects on the first Drain, so that a Kafka that is down at start
-// is only a failed tick.
-func New(cfg config.Config, brokers []string, saramaCfg *sarama.Config, out io.Writer, log *slog.Logger) *Viewer {
+// Config is what a viewer reads and how it prints.
+type Config struct {
+	Brokers []string // KAFKA_BROKERS
+	Topic   string   // FRAUD_TOPIC
+	Group   string   // VIEWER_GROUP
+	JSON    bool     // LOG_FORMAT=json: one JSON line per alert
+}
+
+// New makes a viewer of conf.Topic in group conf.Group, printing to out. It
+// connects on the first Drain, so that a Kafka that is down at start is only
+// a failed tick.
+func New(conf Config, saramaCfg *sarama.Config, out io.Writer, log *slog.Logger) *Viewer {
 	if log == nil {
 		log = slog.Default()
 	}
@@ -82,8 +89,7 @@ func New(cfg config.Config, brokers []string, saramaCfg *sarama.Config, out io.W
 	}
 	return &Viewer{
 		MaxWait:   DefaultMaxWait,
-		cfg:       cfg,
-		brokers:   brokers,
+		conf:      conf,
 		saramaCfg: saramaCfg,
 		out:       out,
 		log:       log,
@@ -93,7 +99,7 @@ func New(cfg config.Config, brokers []string, saramaCfg *sarama.Config, out io.W
 
 // Ready checks that Kafka answers.
 func (v *Viewer) Ready(ctx context.Context) error {
-	return kafka.WaitReady(ctx, v.brokers, v.saramaCfg)
+	return kafka.WaitReady(ctx, v.conf.Brokers, v.saramaCfg)
 }
 
 // Close leaves the group and closes the connections.
@@ -119,14 +125,14 @@ func (v *Viewer) connect() error {
 	if v.group != nil {
 		return nil
 	}
-	client, err := sarama.NewClient(v.brokers, v.saramaCfg)
+	client, err := sarama.NewClient(v.conf.Brokers, v.saramaCfg)
 	if err != nil {
-		return fmt.Errorf("kafka %v: %w", v.brokers, err)
+		return fmt.Errorf("kafka %v: %w", v.conf.Brokers, err)
 	}
-	group, err := sarama.NewConsumerGroupFromClient(v.cfg.ViewerGroup, client)
+	group, err := sarama.NewConsumerGroupFromClient(v.conf.Group, client)
 	if err != nil {
 		client.Close()
-		return fmt.Errorf("consumer group %s: %w", v.cfg.ViewerGroup, err)
+		return fmt.Errorf("consumer group %s: %w", v.conf.Group, err)
 	}
 	v.client, v.group = client, group
 	go func() {
@@ -161,7 +167,7 @@ func (v *Viewer) Drain(ctx context.Context) (int, error) {
 	sessions := 0
 	for {
 		h := &drainHandler{v: v, printed: &printed, stop: cancel, allDone: make(chan struct{})}
-		err := v.group.Consume(dctx, []string{v.cfg.FraudTopic}, h)
+		err := v.group.Consume(dctx, []string{v.conf.Topic}, h)
 		if h.setup {
 			sessions++
 		}
@@ -172,7 +178,7 @@ func (v *Viewer) Drain(ctx context.Context) (int, error) {
 		case err != nil && dctx.Err() == nil:
 			metrics.Errors.WithLabelValues("kafka").Inc()
 			_ = v.closeGroup()
-			return int(printed.Load()), fmt.Errorf("kafka consumer group %s on %s: %w", v.cfg.ViewerGroup, v.cfg.FraudTopic, err)
+			return int(printed.Load()), fmt.Errorf("kafka consumer group %s on %s: %w", v.conf.Group, v.conf.Topic, err)
 		case h.caughtUp():
 			return int(printed.Load()), nil
 		case dctx.Err() != nil:
@@ -184,7 +190,7 @@ func (v *Viewer) Drain(ctx context.Context) (int, error) {
 				// with Kafka (or another member holds on to it).
 				metrics.Errors.WithLabelValues("kafka").Inc()
 				_ = v.closeGroup()
-				return int(printed.Load()), fmt.Errorf("kafka consumer group %s: no session within %s", v.cfg.ViewerGroup, wait)
+				return int(printed.Load()), fmt.Errorf("kafka consumer group %s: no session within %s", v.conf.Group, wait)
 			}
 			// A long backlog: the rest is for the next tick.
 			return int(printed.Load()), nil
@@ -312,31 +318,31 @@ func (v *Viewer) handle(msg *sarama.ConsumerMessage, printed *atomic.Int64) {
 	}
 }
 
-func decode(msg *sarama.ConsumerMessage) (event.Alert, string, error) {
+func decode(msg *sarama.ConsumerMessage) (transfer.Alert, string, error) {
 	m := kafka_sarama.NewMessageFromConsumerMessage(msg)
 	if m.ReadEncoding() == binding.EncodingUnknown {
-		return event.Alert{}, "", errors.New("not a CloudEvent")
+		return transfer.Alert{}, "", errors.New("not a CloudEvent")
 	}
 	e, err := binding.ToEvent(context.Background(), m)
 	if err != nil {
-		return event.Alert{}, "", fmt.Errorf("malformed CloudEvent: %w", err)
+		return transfer.Alert{}, "", fmt.Errorf("malformed CloudEvent: %w", err)
 	}
-	a, err := event.AlertFromCloudEvent(*e)
+	a, err := cloudevent.ToAlert(*e)
 	if err != nil {
-		return event.Alert{}, "", err
+		return transfer.Alert{}, "", err
 	}
 	return a, e.ID(), nil
 }
 
 // print writes an alert unless its id was printed before.
-func (v *Viewer) print(id string, a event.Alert) bool {
+func (v *Viewer) print(id string, a transfer.Alert) bool {
 	v.outMu.Lock()
 	defer v.outMu.Unlock()
 	if !v.seen.add(id) {
 		return false
 	}
 	var b []byte
-	if v.cfg.LogFormat == "json" {
+	if v.conf.JSON {
 		b = FormatJSON(id, a)
 	} else {
 		b = Format(id, a)

@@ -4,7 +4,7 @@ import (
 	"context"
 	"sync"
 
-	"github.com/fintrans/fintrans/shared/event"
+	"github.com/fintrans/fintrans/shared/transfer"
 )
 
 // Coalescer merges concurrent Apply calls, the group commit of databases:
@@ -15,9 +15,13 @@ import (
 // large pipelines instead of many small ones.
 //
 // Each caller's transfers stay in order and get exactly the outcomes a lone
-// Apply would give them. A caller whose context ends stops waiting; its
-// transfers may still be applied (it did not acknowledge them, so they come
-// again and are recognised as duplicates).
+// Apply would give them. A caller whose transfers wait in the queue stops
+// waiting when its context ends; its transfers may still be applied (it did
+// not acknowledge them, so they come again and are recognised as
+// duplicates). A caller that found a free slot flies the batch itself, with
+// context.Background() since the batch may be shared: its context does not
+// stop it, and it returns once the batch is done (Redis calls are bounded by
+// the client's timeouts).
 type Coalescer struct {
 	Store *Store
 	Limit int // batches in Redis at once (default 8)
@@ -29,7 +33,7 @@ type Coalescer struct {
 }
 
 type waiter struct {
-	ts   []event.Transfer
+	ts   []transfer.Transfer
 	out  []Outcome
 	err  error
 	done chan struct{}
@@ -37,7 +41,7 @@ type waiter struct {
 
 // Apply applies ts as Store.Apply does, possibly in one batch with the
 // transfers of concurrent callers.
-func (c *Coalescer) Apply(ctx context.Context, ts []event.Transfer) ([]Outcome, error) {
+func (c *Coalescer) Apply(ctx context.Context, ts []transfer.Transfer) ([]Outcome, error) {
 	if len(ts) == 0 {
 		return nil, nil
 	}
@@ -86,7 +90,7 @@ func (c *Coalescer) take() []*waiter {
 // the next batch, if any, in a goroutine of its own, so that the caller that
 // flew returns as soon as its own answer is in.
 func (c *Coalescer) fly(batch []*waiter) {
-	var all []event.Transfer
+	var all []transfer.Transfer
 	if len(batch) == 1 {
 		all = batch[0].ts
 	} else {

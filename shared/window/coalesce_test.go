@@ -12,8 +12,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/fintrans/fintrans/shared/event"
 	"github.com/fintrans/fintrans/shared/redistest"
+	"github.com/fintrans/fintrans/shared/transfer"
 	"github.com/fintrans/fintrans/shared/window"
 )
 
@@ -109,7 +109,7 @@ func TestCoalescerCancelAndFailure(t *testing.T) {
 	rdb := srv.Client(t)
 	s := newStore(t, rdb, defaultCfg)
 	c := &window.Coalescer{Store: s, Limit: 1, Max: 100000}
-	var big []event.Transfer
+	var big []transfer.Transfer
 	for i := range 20000 {
 		big = append(big, tx("big"+strconv.Itoa(i), at(time.Duration(i)*time.Millisecond), "X"+strconv.Itoa(i%500), "Y", 1))
 	}
@@ -119,7 +119,7 @@ func TestCoalescerCancelAndFailure(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
 	defer cancel()
 	began := time.Now()
-	_, err := c.Apply(ctx, []event.Transfer{tx("late-caller", at(0), "A", "B", 7)})
+	_, err := c.Apply(ctx, []transfer.Transfer{tx("late-caller", at(0), "A", "B", 7)})
 	waited := time.Since(began)
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("caller that gave up: %v", err)
@@ -150,7 +150,7 @@ func TestCoalescerCancelAndFailure(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, err := c.Apply(context.Background(), []event.Transfer{tx("f"+strconv.Itoa(i), at(0), "A", "B", 1)})
+			_, err := c.Apply(context.Background(), []transfer.Transfer{tx("f"+strconv.Itoa(i), at(0), "A", "B", 1)})
 			errs <- err
 		}()
 	}

@@ -8,7 +8,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/fintrans/fintrans/shared/event"
+	"github.com/fintrans/fintrans/shared/transfer"
 )
 
 func planStore(t *testing.T, rdb redis.UniversalClient) *Store {
@@ -23,7 +23,7 @@ func planStore(t *testing.T, rdb redis.UniversalClient) *Store {
 
 // checkPlan asserts that calls cover every transfer once, in order, with at
 // most MaxPerCall transfers and maxIndices bucket indices a call.
-func checkPlan(t *testing.T, s *Store, ts []event.Transfer, plan []call) {
+func checkPlan(t *testing.T, s *Store, ts []transfer.Transfer, plan []call) {
 	t.Helper()
 	var all []int
 	for _, pc := range plan {
@@ -63,9 +63,9 @@ func TestPlanStandaloneCutsBySizeAndTimeSpread(t *testing.T) {
 	defer rdb.Close()
 	s := planStore(t, rdb)
 	base := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
-	var ts []event.Transfer
+	var ts []transfer.Transfer
 	for i := range 200 { // same time, many pairs: cut by size only
-		ts = append(ts, event.Transfer{ID: strconv.Itoa(i), Time: base, From: strconv.Itoa(i), To: "x", Amount: 1})
+		ts = append(ts, transfer.Transfer{ID: strconv.Itoa(i), Time: base, From: strconv.Itoa(i), To: "x", Amount: 1})
 	}
 	calls := s.plan(ts)
 	checkPlan(t, s, ts, calls)
@@ -74,7 +74,7 @@ func TestPlanStandaloneCutsBySizeAndTimeSpread(t *testing.T) {
 	}
 	ts = ts[:0]
 	for i := range 100 { // a transfer every 10 minutes: cut by spread
-		ts = append(ts, event.Transfer{ID: strconv.Itoa(i), Time: base.Add(time.Duration(i) * 10 * time.Minute), From: "a", To: "b", Amount: 1})
+		ts = append(ts, transfer.Transfer{ID: strconv.Itoa(i), Time: base.Add(time.Duration(i) * 10 * time.Minute), From: "a", To: "b", Amount: 1})
 	}
 	calls = s.plan(ts)
 	checkPlan(t, s, ts, calls)
@@ -88,9 +88,9 @@ func TestPlanClusterKeepsOnePairACall(t *testing.T) {
 	defer rdb.Close()
 	s := planStore(t, rdb)
 	base := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
-	var ts []event.Transfer
+	var ts []transfer.Transfer
 	for i := range 300 {
-		ts = append(ts, event.Transfer{ID: strconv.Itoa(i), Time: base.Add(time.Duration(i) * time.Second), From: strconv.Itoa(i % 3), To: "x", Amount: 1})
+		ts = append(ts, transfer.Transfer{ID: strconv.Itoa(i), Time: base.Add(time.Duration(i) * time.Second), From: strconv.Itoa(i % 3), To: "x", Amount: 1})
 	}
 	calls := s.plan(ts)
 	checkPlan(t, s, ts, calls)

@@ -26,8 +26,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/fintrans/fintrans/shared/event"
 	"github.com/fintrans/fintrans/shared/money"
+	"github.com/fintrans/fintrans/shared/transfer"
 )
 
 //go:embed window.lua
@@ -36,51 +36,21 @@ var scriptSource string
 // Script is the window script.
 var Script = redis.NewScript(scriptSource)
 
-// Config is the detection configuration the script applies.
-type Config struct {
-	Threshold       money.Cents
-	Size            time.Duration
-	Slide           time.Duration
-	Lateness        time.Duration
-	MaxTransactions int           // evidence listed per alert
-	TTL             time.Duration // idle time after which a pair's keys expire
-	KeyPrefix       string        // default "ft:"
+// Status is what the store did with a transfer (the domain's enum).
+type Status = transfer.Status
 
-	// MinReplicas is how many replicas must confirm a batch's writes (WAIT)
-	// before Apply returns them; 0 waits for none; AutoReplicas (-1): 1 on a
-	// Redis Cluster whose every primary has a replica, else 0, found out by
-	// Load or by the first Apply (see ResolveReplicas).
-	MinReplicas int
-	// ReplicaTimeout bounds that wait (required with MinReplicas).
-	ReplicaTimeout time.Duration
-}
-
-// Status is what the store did with a transfer.
-type Status int
-
+// The statuses the store gives.
 const (
-	Counted Status = iota + 1
-	Duplicate
-	Late
+	Counted   = transfer.Counted
+	Duplicate = transfer.Duplicate
+	Late      = transfer.Late
 )
-
-func (s Status) String() string {
-	switch s {
-	case Counted:
-		return "counted"
-	case Duplicate:
-		return "duplicate"
-	case Late:
-		return "late"
-	}
-	return "unknown"
-}
 
 // Outcome is the result of one transfer.
 type Outcome struct {
 	Status Status
-	Alerts []event.Alert // fired (or, for a redelivered duplicate, fired again)
-	Newest time.Time     // for Late: the newest time seen for the pair
+	Alerts []transfer.Alert // fired (or, for a redelivered duplicate, fired again)
+	Newest time.Time        // for Late: the newest time seen for the pair
 }
 
 // Store applies transfers to Redis.
@@ -100,23 +70,8 @@ type Store struct {
 // connection and load the script.
 func New(rdb redis.UniversalClient, cfg Config) (*Store, error) {
 	size, slide := cfg.Size.Milliseconds(), cfg.Slide.Milliseconds()
-	switch {
-	case size <= 0 || slide <= 0 || cfg.Size%time.Millisecond != 0 || cfg.Slide%time.Millisecond != 0:
-		return nil, errors.New("window size and slide must be positive whole milliseconds")
-	case slide > size:
-		return nil, errors.New("window slide is longer than the window size")
-	case cfg.Threshold <= 0:
-		return nil, errors.New("threshold must be positive")
-	case cfg.Lateness < 0:
-		return nil, errors.New("lateness must not be negative")
-	case cfg.MaxTransactions < 0:
-		return nil, errors.New("max transactions must not be negative")
-	case cfg.TTL < cfg.Lateness+cfg.Size:
-		return nil, errors.New("state TTL must be at least lateness + window size")
-	case cfg.MinReplicas < AutoReplicas:
-		return nil, errors.New("min replicas must not be negative")
-	case cfg.MinReplicas != 0 && cfg.ReplicaTimeout < time.Millisecond:
-		return nil, errors.New("min replicas needs a replica timeout of at least 1ms")
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
 	if cfg.KeyPrefix == "" {
 		cfg.KeyPrefix = "ft:"
@@ -170,7 +125,7 @@ func (s *Store) tag(from, to string) string {
 // (members over zset-max-listpack-value, 64 bytes, turn it into a skiplist of
 // about 200 bytes a member); 128 bits make a collision between two distinct
 // transfers of one pair practically impossible.
-func idKey(t event.Transfer) string {
+func idKey(t transfer.Transfer) string {
 	sum := sha256.Sum256([]byte(strconv.Itoa(len(t.Source)) + ":" + t.Source + t.ID))
 	return base64.RawURLEncoding.EncodeToString(sum[:16])
 }
@@ -197,7 +152,7 @@ const (
 // than that confirmed the writes within Config.ReplicaTimeout: the writes
 // are on the primary but could be lost with it, so the batch must not be
 // acknowledged.
-func (s *Store) Apply(ctx context.Context, ts []event.Transfer) ([]Outcome, error) {
+func (s *Store) Apply(ctx context.Context, ts []transfer.Transfer) ([]Outcome, error) {
 	minReplicas, err := s.resolveReplicas(ctx)
 	if err != nil {
 		return nil, err
@@ -273,7 +228,7 @@ func (s *Store) Apply(ctx context.Context, ts []event.Transfer) ([]Outcome, erro
 // node ending with WAIT. It returns a command per call and, with
 // MinReplicas, the errors that are no call's own (a *ReplicaError, WAIT
 // failing); without, the pipeline's first error.
-func (s *Store) exec(ctx context.Context, ts []event.Transfer, pending []call, minReplicas int) ([]*redis.Cmd, error) {
+func (s *Store) exec(ctx context.Context, ts []transfer.Transfer, pending []call, minReplicas int) ([]*redis.Cmd, error) {
 	cmds := make([]*redis.Cmd, len(pending))
 	if minReplicas <= 0 {
 		_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
@@ -346,7 +301,7 @@ func (s *Store) exec(ctx context.Context, ts []event.Transfer, pending []call, m
 // duplicates writes nothing, and WAIT would otherwise wait only for an older
 // write of the connection, not for the unconfirmed state the duplicates
 // were found in.
-func (s *Store) execNode(ctx context.Context, rdb redis.Cmdable, ts []event.Transfer, calls []call, cmds []*redis.Cmd, minReplicas int) error {
+func (s *Store) execNode(ctx context.Context, rdb redis.Cmdable, ts []transfer.Transfer, calls []call, cmds []*redis.Cmd, minReplicas int) error {
 	var wait *redis.Cmd
 	_, _ = rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for k, c := range calls {
@@ -417,7 +372,7 @@ type call struct {
 
 // plan cuts ts into script calls. On a Redis Cluster a call holds one pair's
 // transfers; elsewhere any pairs.
-func (s *Store) plan(ts []event.Transfer) []call {
+func (s *Store) plan(ts []transfer.Transfer) []call {
 	var groups [][]int
 	if _, cluster := s.rdb.(*redis.ClusterClient); cluster {
 		byPair := map[[2]string]int{}
@@ -461,7 +416,7 @@ func (s *Store) plan(ts []event.Transfer) []call {
 }
 
 // span is the range of bucket indices the windows holding t cover.
-func (s *Store) span(t event.Transfer) (int64, int64) {
+func (s *Store) span(t transfer.Transfer) (int64, int64) {
 	ms := t.Time.UnixMilli()
 	newest := floorDiv(ms, s.slide) * s.slide // the latest window start holding ms
 	oldest := newest
@@ -482,7 +437,7 @@ func floorDiv(a, b int64) int64 {
 // callArgs is one call's KEYS and ARGV (see window.lua): the configuration,
 // the decimal indices of every bucket its transfers' windows cover, and per
 // transfer its dedupe key, time, amount and evidence tail.
-func (s *Store) callArgs(ts []event.Transfer, c call) ([]string, []any) {
+func (s *Store) callArgs(ts []transfer.Transfer, c call) ([]string, []any) {
 	lo, hi := c.lo, c.hi
 	keys := make([]string, 0, 2*len(c.idx))
 	args := make([]any, 0, len(s.args)+3+2*int(hi-lo+1)+4*len(c.idx))
@@ -513,7 +468,7 @@ func isNoScript(err error) bool {
 }
 
 // parse reads the script's answer for one transfer {status, info, alert...}.
-func (s *Store) parse(t event.Transfer, v any) (Outcome, error) {
+func (s *Store) parse(t transfer.Transfer, v any) (Outcome, error) {
 	if n, ok := v.(int64); ok && n == int64(Counted) {
 		return Outcome{Status: Counted}, nil
 	}
@@ -542,10 +497,10 @@ func (s *Store) parse(t event.Transfer, v any) (Outcome, error) {
 	return o, nil
 }
 
-func (s *Store) parseAlert(t event.Transfer, raw any) (event.Alert, error) {
+func (s *Store) parseAlert(t transfer.Transfer, raw any) (transfer.Alert, error) {
 	f, ok := raw.([]any)
 	if !ok || len(f) != 6 {
-		return event.Alert{}, fmt.Errorf("window script: malformed alert %v", raw)
+		return transfer.Alert{}, fmt.Errorf("window script: malformed alert %v", raw)
 	}
 	start, _ := f[0].(int64)
 	total, _ := f[1].(int64)
@@ -553,7 +508,7 @@ func (s *Store) parseAlert(t event.Transfer, raw any) (event.Alert, error) {
 	fired, _ := f[3].(int64)
 	seq, _ := f[4].(int64)
 	ev, _ := f[5].([]any)
-	a := event.Alert{
+	a := transfer.Alert{
 		From:        t.From,
 		To:          t.To,
 		WindowStart: time.UnixMilli(start).UTC(),
@@ -568,7 +523,7 @@ func (s *Store) parseAlert(t event.Transfer, raw any) (event.Alert, error) {
 		str, _ := v.(string)
 		got, err := parseEvidence(str, seq, es)
 		if err != nil {
-			return event.Alert{}, err
+			return transfer.Alert{}, err
 		}
 		es = got
 	}
@@ -581,9 +536,9 @@ func (s *Store) parseAlert(t event.Transfer, raw any) (event.Alert, error) {
 	if len(es) > s.cfg.MaxTransactions {
 		es = es[:s.cfg.MaxTransactions]
 	}
-	a.Transactions = make([]event.AlertTransfer, len(es))
+	a.Transactions = make([]transfer.AlertTransfer, len(es))
 	for i, e := range es {
-		a.Transactions[i] = event.AlertTransfer{ID: e.id, Time: time.UnixMilli(e.ms).UTC(), Amount: e.amount}
+		a.Transactions[i] = transfer.AlertTransfer{ID: e.id, Time: time.UnixMilli(e.ms).UTC(), Amount: e.amount}
 	}
 	a.Truncated = len(a.Transactions) < a.Count
 	return a, nil

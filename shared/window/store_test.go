@@ -14,9 +14,9 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/fintrans/fintrans/shared/event"
 	"github.com/fintrans/fintrans/shared/money"
 	"github.com/fintrans/fintrans/shared/redistest"
+	"github.com/fintrans/fintrans/shared/transfer"
 	"github.com/fintrans/fintrans/shared/window"
 	"github.com/fintrans/fintrans/shared/window/flinkref"
 	"github.com/fintrans/fintrans/shared/window/windowtest"
@@ -33,7 +33,7 @@ var defaultCfg = window.Config{
 
 type alertKey = flinkref.Key
 
-func reference(ts []event.Transfer, cfg window.Config) map[alertKey]money.Cents {
+func reference(ts []transfer.Transfer, cfg window.Config) map[alertKey]money.Cents {
 	return flinkref.Alerts(ts, cfg.Threshold, cfg.Size, cfg.Slide)
 }
 
@@ -43,15 +43,15 @@ var base = time.Date(2017, 7, 23, 1, 0, 0, 0, time.UTC)
 
 // stream makes n transfers between the given accounts over span, in time
 // order, with amounts up to maxCents.
-func stream(rng *rand.Rand, n int, accounts []string, span time.Duration, maxCents int64) []event.Transfer {
-	ts := make([]event.Transfer, n)
+func stream(rng *rand.Rand, n int, accounts []string, span time.Duration, maxCents int64) []transfer.Transfer {
+	ts := make([]transfer.Transfer, n)
 	for i := range ts {
 		from := accounts[rng.Intn(len(accounts))]
 		to := from
 		for to == from {
 			to = accounts[rng.Intn(len(accounts))]
 		}
-		ts[i] = event.Transfer{
+		ts[i] = transfer.Transfer{
 			Source: "/test", ID: "tx-" + strconv.Itoa(i),
 			Time: base.Add(time.Duration(rng.Int63n(int64(span)))).Truncate(time.Millisecond),
 			From: from, To: to,
@@ -77,15 +77,15 @@ func newStore(t *testing.T, rdb redis.UniversalClient, cfg window.Config) *windo
 // collect applies transfers in batches and gathers every alert by key.
 type collector struct {
 	mu     sync.Mutex
-	alerts map[alertKey][]event.Alert
+	alerts map[alertKey][]transfer.Alert
 	status map[window.Status]int
 }
 
 func newCollector() *collector {
-	return &collector{alerts: map[alertKey][]event.Alert{}, status: map[window.Status]int{}}
+	return &collector{alerts: map[alertKey][]transfer.Alert{}, status: map[window.Status]int{}}
 }
 
-func (c *collector) apply(t *testing.T, s *window.Store, ts []event.Transfer, batch int) {
+func (c *collector) apply(t *testing.T, s *window.Store, ts []transfer.Transfer, batch int) {
 	t.Helper()
 	for len(ts) > 0 {
 		n := min(batch, len(ts))
@@ -125,7 +125,7 @@ func (c *collector) check(t *testing.T, want map[alertKey]money.Cents) {
 		if a.Total <= defaultCfg.Threshold || a.Total > total {
 			t.Errorf("%v: alert total %s, want > threshold and <= final total %s", k, a.Total, total)
 		}
-		if a.ID() != event.AlertID(k.From, k.To, time.UnixMilli(k.Start)) {
+		if a.ID() != transfer.AlertID(k.From, k.To, time.UnixMilli(k.Start)) {
 			t.Errorf("%v: alert id not deterministic", k)
 		}
 	}
@@ -181,34 +181,34 @@ func scenarios(t *testing.T, rdb redis.UniversalClient) {
 		n        int
 		span     time.Duration
 		maxCents int64
-		prepare  func(rng *rand.Rand, ts []event.Transfer) []event.Transfer
+		prepare  func(rng *rand.Rand, ts []transfer.Transfer) []transfer.Transfer
 		workers  int
 		batch    int // transfers per Apply (default 1 to 64 at random)
 		// check runs after the reference comparison
-		check func(t *testing.T, rdb redis.UniversalClient, s *window.Store, ts []event.Transfer)
+		check func(t *testing.T, rdb redis.UniversalClient, s *window.Store, ts []transfer.Transfer)
 	}{
 		{name: "in order", accounts: plainAccounts, n: 3000, span: 3 * time.Hour, maxCents: 4000_00},
 		// Batches larger than one script call, spread over more buckets than
 		// one call formats: the store cuts them into several calls.
 		{name: "in order, large batches", accounts: plainAccounts, n: 3000, span: 3 * time.Hour, maxCents: 4000_00, batch: 700},
 		{name: "shuffled within lateness", accounts: plainAccounts, n: 2000, span: 50 * time.Minute, maxCents: 3000_00,
-			prepare: func(rng *rand.Rand, ts []event.Transfer) []event.Transfer {
+			prepare: func(rng *rand.Rand, ts []transfer.Transfer) []transfer.Transfer {
 				rng.Shuffle(len(ts), func(i, j int) { ts[i], ts[j] = ts[j], ts[i] })
 				return ts
 			}},
 		{name: "every transfer twice", accounts: plainAccounts, n: 1500, span: 50 * time.Minute, maxCents: 3000_00, batch: 300,
-			prepare: func(rng *rand.Rand, ts []event.Transfer) []event.Transfer {
+			prepare: func(rng *rand.Rand, ts []transfer.Transfer) []transfer.Transfer {
 				twice := append(slices.Clone(ts), ts...)
 				rng.Shuffle(len(twice), func(i, j int) { twice[i], twice[j] = twice[j], twice[i] })
 				return twice
 			}},
 		{name: "8 concurrent workers", accounts: plainAccounts, n: 4000, span: 50 * time.Minute, maxCents: 3000_00, workers: 8,
-			prepare: func(rng *rand.Rand, ts []event.Transfer) []event.Transfer {
+			prepare: func(rng *rand.Rand, ts []transfer.Transfer) []transfer.Transfer {
 				rng.Shuffle(len(ts), func(i, j int) { ts[i], ts[j] = ts[j], ts[i] })
 				return ts
 			}},
 		{name: "odd account ids", accounts: weirdAccounts, n: 4000, span: 40 * time.Minute, maxCents: 4000_00,
-			prepare: func(rng *rand.Rand, ts []event.Transfer) []event.Transfer {
+			prepare: func(rng *rand.Rand, ts []transfer.Transfer) []transfer.Transfer {
 				rng.Shuffle(len(ts), func(i, j int) { ts[i], ts[j] = ts[j], ts[i] })
 				return ts
 			}},
@@ -239,7 +239,7 @@ func scenarios(t *testing.T, rdb redis.UniversalClient) {
 			} else {
 				var wg sync.WaitGroup
 				for w := 0; w < tc.workers; w++ {
-					var part []event.Transfer
+					var part []transfer.Transfer
 					for k := w; k < len(ts); k += tc.workers {
 						part = append(part, ts[k])
 					}
@@ -284,7 +284,7 @@ var manyAccounts = func() []string {
 // kept (lo) is the one the newest transfer can still reach, the hash holds
 // a total for exactly the buckets used from lo on, and no total, alert or
 // evidence field below lo; and that buckets were pruned at all.
-func pruned(t *testing.T, rdb redis.UniversalClient, s *window.Store, ts []event.Transfer) {
+func pruned(t *testing.T, rdb redis.UniversalClient, s *window.Store, ts []transfer.Transfer) {
 	t.Helper()
 	ctx := context.Background()
 	cfg := s.Config()
@@ -392,13 +392,13 @@ func TestWindowsMatchReferenceOnCluster(t *testing.T) {
 
 func at(d time.Duration) time.Time { return base.Add(d) }
 
-func tx(id string, when time.Time, from, to string, cents int64) event.Transfer {
-	return event.Transfer{Source: "/test", ID: id, Time: when, From: from, To: to, Amount: money.Cents(cents)}
+func tx(id string, when time.Time, from, to string, cents int64) transfer.Transfer {
+	return transfer.Transfer{Source: "/test", ID: id, Time: when, From: from, To: to, Amount: money.Cents(cents)}
 }
 
-func applyOne(t *testing.T, s *window.Store, tr event.Transfer) window.Outcome {
+func applyOne(t *testing.T, s *window.Store, tr transfer.Transfer) window.Outcome {
 	t.Helper()
-	out, err := s.Apply(context.Background(), []event.Transfer{tr})
+	out, err := s.Apply(context.Background(), []transfer.Transfer{tr})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -507,7 +507,7 @@ func TestRedeliveryFiresTheSameAlertAgain(t *testing.T) {
 			}
 		}
 		// Same id from another source is another transfer.
-		o := applyOne(t, s, event.Transfer{Source: "/other", ID: "r2", Time: at(time.Minute), From: "A", To: "B", Amount: 1})
+		o := applyOne(t, s, transfer.Transfer{Source: "/other", ID: "r2", Time: at(time.Minute), From: "A", To: "B", Amount: 1})
 		if o.Status != window.Counted {
 			t.Fatalf("same id, other source: %+v", o)
 		}
@@ -572,7 +572,7 @@ func TestScriptReloadedAfterFlush(t *testing.T) {
 		if err := rdb.ScriptFlush(ctx).Err(); err != nil {
 			t.Fatal(err)
 		}
-		out, err := s.Apply(ctx, []event.Transfer{tx("f1", at(0), "A", "B", 1), tx("f2", at(0), "A", "C", 1)})
+		out, err := s.Apply(ctx, []transfer.Transfer{tx("f1", at(0), "A", "B", 1), tx("f2", at(0), "A", "C", 1)})
 		if err != nil || out[0].Status != window.Counted || out[1].Status != window.Counted {
 			t.Fatalf("after SCRIPT FLUSH: %v %+v", err, out)
 		}
@@ -584,7 +584,7 @@ func TestStateIsBoundedAndExpires(t *testing.T) {
 		s := newStore(t, rdb, defaultCfg)
 		ctx := context.Background()
 		// One pair, a transfer every 30 s for 10 hours of event time.
-		var batch []event.Transfer
+		var batch []transfer.Transfer
 		for i := 0; i < 1200; i++ {
 			batch = append(batch, tx("m"+strconv.Itoa(i), at(time.Duration(i)*30*time.Second), "A", "B", 100_00))
 		}
@@ -668,7 +668,7 @@ func TestFirstTransferOfAPairCostsOneKey(t *testing.T) {
 		if f, _ := rdb.HExists(ctx, k[0], "f").Result(); f {
 			t.Error("the first transfer is still in the hash after the move")
 		}
-		for _, tr := range []event.Transfer{first, tx("two", at(time.Minute), "A", "B", 1)} {
+		for _, tr := range []transfer.Transfer{first, tx("two", at(time.Minute), "A", "B", 1)} {
 			o := applyOne(t, s, tr)
 			if o.Status != window.Duplicate {
 				t.Errorf("%s redelivered after the move: %v", tr.ID, o.Status)

@@ -1,6 +1,9 @@
 // Package detecttest holds what the tests of alert delivery share: the
 // worst account ids SPEC allows, run through a Detector until they alert, and
 // the check that a transport delivered those alerts exactly.
+//
+// Test tooling, not product: no function image and no serving path of the
+// binary (serve, consume) links it (go list -deps proves it; see README).
 package detecttest
 
 import (
@@ -13,11 +16,13 @@ import (
 
 	ce "github.com/cloudevents/sdk-go/v2/event"
 
+	"github.com/fintrans/fintrans/shared/codec/cloudevent"
+	"github.com/fintrans/fintrans/shared/codec/httpreq"
 	"github.com/fintrans/fintrans/shared/detect"
-	"github.com/fintrans/fintrans/shared/event"
-	"github.com/fintrans/fintrans/shared/event/eventtest"
 	"github.com/fintrans/fintrans/shared/redistest"
 	"github.com/fintrans/fintrans/shared/sink"
+	"github.com/fintrans/fintrans/shared/transfer"
+	"github.com/fintrans/fintrans/shared/transfer/transfertest"
 	"github.com/fintrans/fintrans/shared/window"
 )
 
@@ -27,7 +32,7 @@ var Clock = time.Date(2017, 7, 23, 1, 10, 0, 0, time.UTC)
 
 // WorstPairs pairs each of the worst allowed account ids with the next.
 func WorstPairs() [][2]string {
-	ids := eventtest.WorstAccountIDs()
+	ids := transfertest.WorstAccountIDs()
 	var out [][2]string
 	for i, id := range ids {
 		out = append(out, [2]string{id, ids[(i+1)%len(ids)]})
@@ -37,7 +42,7 @@ func WorstPairs() [][2]string {
 
 // SendWorstAlerts runs a crossing pair of transfers for each worst pair through a
 // Detector whose sink is s, and returns the alerts Process reported.
-func SendWorstAlerts(t *testing.T, s sink.Sink) []event.Alert {
+func SendWorstAlerts(t *testing.T, s sink.Sink) []transfer.Alert {
 	t.Helper()
 	rdb := redistest.Start(t).Client(t)
 	st, err := window.New(rdb, window.Config{Threshold: 10000_00, Size: 10 * time.Minute, Slide: 2 * time.Minute,
@@ -46,18 +51,18 @@ func SendWorstAlerts(t *testing.T, s sink.Sink) []event.Alert {
 		t.Fatal(err)
 	}
 	d := &detect.Detector{Store: st, Sink: s, Now: func() time.Time { return Clock }}
-	var items []event.Item
+	var items []transfer.Item
 	for i, p := range WorstPairs() {
 		for j, at := range []string{"2017-07-23T01:06:47Z", "2017-07-23T01:07:47Z"} {
 			body, _ := json.Marshal(map[string]any{"from": p[0], "to": p[1], "amount": 6000})
 			h := http.Header{}
 			h.Set("Content-Type", "application/json")
 			h.Set("Ce-Specversion", "1.0")
-			h.Set("Ce-Type", event.TransactionType)
+			h.Set("Ce-Type", cloudevent.TransactionType)
 			h.Set("Ce-Id", fmt.Sprintf("w%d-%d", i, j))
 			h.Set("Ce-Source", "/test")
 			h.Set("Ce-Time", at)
-			req, err := event.FromHTTP(h, body, 10)
+			req, err := new(httpreq.Decoder).Decode(h, body, 10)
 			if err != nil || req.Items[0].Transfer.From != p[0] || req.Items[0].Transfer.To != p[1] {
 				t.Fatalf("%q->%q: %v %+v", p[0], p[1], err, req)
 			}
@@ -77,9 +82,9 @@ func SendWorstAlerts(t *testing.T, s sink.Sink) []event.Alert {
 // CheckDelivered holds what a transport delivered to the alerts sent: the
 // same ids, and for each the subject, partitionkey and data naming the pair
 // exactly.
-func CheckDelivered(t *testing.T, sent []event.Alert, got []ce.Event) {
+func CheckDelivered(t *testing.T, sent []transfer.Alert, got []ce.Event) {
 	t.Helper()
-	want := map[string]event.Alert{}
+	want := map[string]transfer.Alert{}
 	for _, a := range sent {
 		want[a.ID()] = a
 	}
@@ -91,11 +96,11 @@ func CheckDelivered(t *testing.T, sent []event.Alert, got []ce.Event) {
 		if !ok {
 			t.Fatalf("unknown alert id %q delivered", e.ID())
 		}
-		pk, _ := e.Extensions()[event.PartitionKey].(string)
-		if e.Subject() != event.Subject(a.From, a.To) || pk != event.PairKey(a.From, a.To) {
-			t.Errorf("alert %s: subject %q partitionkey %q, want %q", e.ID(), e.Subject(), pk, event.Subject(a.From, a.To))
+		pk, _ := e.Extensions()[cloudevent.PartitionKey].(string)
+		if e.Subject() != transfer.PairKey(a.From, a.To) || pk != transfer.PairKey(a.From, a.To) {
+			t.Errorf("alert %s: subject %q partitionkey %q, want %q", e.ID(), e.Subject(), pk, transfer.PairKey(a.From, a.To))
 		}
-		back, err := event.AlertFromCloudEvent(e)
+		back, err := cloudevent.ToAlert(e)
 		if err != nil || back.From != a.From || back.To != a.To || back.ID() != e.ID() {
 			t.Errorf("alert %s read back as %q->%q: %v", e.ID(), back.From, back.To, err)
 		}

@@ -42,7 +42,6 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/fintrans/fintrans/shared/app"
 	"github.com/fintrans/fintrans/shared/config"
 	"github.com/fintrans/fintrans/shared/logging"
 	"github.com/fintrans/fintrans/shared/redisconn"
@@ -282,7 +281,7 @@ func redisStartErr(err error) error {
 
 // store is a window store on the benchmark's Redis and prefix, script loaded.
 func (r *runner) store(ctx context.Context) (*window.Store, error) {
-	wc := app.WindowConfig(r.cfg)
+	wc := r.cfg.Window()
 	wc.KeyPrefix = r.prefix
 	st, err := window.New(r.rdb, wc)
 	if err != nil {

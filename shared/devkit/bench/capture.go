@@ -8,7 +8,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/fintrans/fintrans/shared/event"
+	"github.com/fintrans/fintrans/shared/transfer"
 	"github.com/fintrans/fintrans/shared/window"
 )
 
@@ -45,7 +45,7 @@ func newCapturer(cfg window.Config, cluster bool) (*capturer, error) {
 }
 
 // commands returns the store's commands for ts.
-func (c *capturer) commands(ctx context.Context, ts []event.Transfer) ([][]any, error) {
+func (c *capturer) commands(ctx context.Context, ts []transfer.Transfer) ([][]any, error) {
 	c.got = c.got[:0]
 	if _, err := c.store.Apply(ctx, ts); err != nil && !errors.Is(err, errCaptured) {
 		return nil, err

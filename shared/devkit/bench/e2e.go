@@ -13,13 +13,15 @@ import (
 	"github.com/cloudevents/sdk-go/protocol/kafka_sarama/v2"
 	"github.com/cloudevents/sdk-go/v2/binding"
 
+	"github.com/fintrans/fintrans/shared/codec/cloudevent"
+	"github.com/fintrans/fintrans/shared/codec/kafkarecord"
 	"github.com/fintrans/fintrans/shared/consumer"
 	"github.com/fintrans/fintrans/shared/detect"
 	"github.com/fintrans/fintrans/shared/devkit/embeddedkafka"
-	"github.com/fintrans/fintrans/shared/event"
 	"github.com/fintrans/fintrans/shared/generator"
 	"github.com/fintrans/fintrans/shared/kafka"
 	"github.com/fintrans/fintrans/shared/sink"
+	"github.com/fintrans/fintrans/shared/transfer"
 	"github.com/fintrans/fintrans/shared/window"
 )
 
@@ -43,7 +45,7 @@ func (r *runner) e2eStage(ctx context.Context) error {
 		return err
 	}
 	defer k.Close()
-	kc, err := kafka.Config("bench", r.cfg.KafkaVersion)
+	kc, err := kafka.Config("bench", r.cfg.KafkaVersion, r.cfg.KafkaSecurity)
 	if err != nil {
 		return err
 	}
@@ -100,7 +102,7 @@ func (r *runner) e2eStage(ctx context.Context) error {
 		return err
 	}
 	r.res.E2ECeilingTxPerS = round(ceil, 0)
-	r.printf("    consume-only ceiling (sarama group + event.FromKafka + mark)   %9s tx/s   %s\n", num(ceil), u)
+	r.printf("    consume-only ceiling (sarama group + kafkarecord.Decode + mark)   %9s tx/s   %s\n", num(ceil), u)
 
 	// The detect consumer.
 	st, err := r.store(ctx)
@@ -121,7 +123,7 @@ func (r *runner) e2eStage(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	c := &consumer.Consumer{Group: group, Topic: txTopic, Detector: &detect.Detector{Store: &window.Coalescer{Store: st}, Sink: out, Log: r.quiet, Redis: r.rdb},
+	c := &consumer.Consumer{Group: group, Topic: txTopic, Detector: &detect.Detector{Store: &window.Coalescer{Store: st}, Sink: out, Log: r.quiet},
 		DLQ: dlq, DLQTopic: dlqTopic, MaxBatch: r.cfg.MaxBatch, Log: r.quiet}
 	cctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
@@ -234,6 +236,7 @@ func waitProcessed(ctx context.Context, c *consumer.Consumer, want, base int64, 
 type countingHandler struct {
 	n     atomic.Int64
 	first atomic.Int64 // unix ns of the first record
+	dec   kafkarecord.Decoder
 }
 
 func (h *countingHandler) Setup(sarama.ConsumerGroupSession) error   { return nil }
@@ -241,7 +244,7 @@ func (h *countingHandler) Cleanup(sarama.ConsumerGroupSession) error { return ni
 func (h *countingHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim) error {
 	for m := range claim.Messages() {
 		h.first.CompareAndSwap(0, time.Now().UnixNano())
-		if it := event.FromKafka(m); it.Err != nil {
+		if it := h.dec.Decode(m); it.Err != nil {
 			return it.Err
 		}
 		sess.MarkMessage(m, "")
@@ -300,7 +303,7 @@ func alertLatencies(txs, frauds []*sarama.ConsumerMessage, paced map[string]bool
 	}
 	type fired struct {
 		at    time.Time
-		alert event.Alert
+		alert transfer.Alert
 	}
 	alerts := map[string]fired{}
 	for _, m := range frauds {
@@ -308,7 +311,7 @@ func alertLatencies(txs, frauds []*sarama.ConsumerMessage, paced map[string]bool
 		if err != nil {
 			return nil, 0, fmt.Errorf("fraud record %d/%d: %w", m.Partition, m.Offset, err)
 		}
-		a, err := event.AlertFromCloudEvent(*e)
+		a, err := cloudevent.ToAlert(*e)
 		if err != nil {
 			return nil, 0, err
 		}

@@ -16,8 +16,8 @@ import (
 	ce "github.com/cloudevents/sdk-go/v2/event"
 	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
 
+	"github.com/fintrans/fintrans/shared/codec/httpreq"
 	"github.com/fintrans/fintrans/shared/detect"
-	"github.com/fintrans/fintrans/shared/event"
 	"github.com/fintrans/fintrans/shared/sink"
 	"github.com/fintrans/fintrans/shared/window"
 )
@@ -43,7 +43,7 @@ func (r *runner) httpStage(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	d := &detect.Detector{Store: &window.Coalescer{Store: st}, Log: r.quiet, Redis: r.rdb, MaxClockSkew: streamSkew,
+	d := &detect.Detector{Store: &window.Coalescer{Store: st}, Log: r.quiet, MaxClockSkew: streamSkew,
 		Sink: sink.Func(func(context.Context, []ce.Event) error { return nil })}
 	srv := httptest.NewServer(&detect.Handler{Detector: d, MaxBodyBytes: r.cfg.MaxBodyBytes, MaxBatch: r.cfg.MaxBatch})
 	defer srv.Close()
@@ -99,7 +99,7 @@ func (r *runner) httpStage(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		bodies[i] = prepared{header: http.Header{"Content-Type": {event.BatchContentType}}, body: body}
+		bodies[i] = prepared{header: http.Header{"Content-Type": {httpreq.BatchContentType}}, body: body}
 	}
 	batches = nil
 	stop = r.profile("3-http-batch")

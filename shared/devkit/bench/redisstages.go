@@ -14,11 +14,11 @@ import (
 	ce "github.com/cloudevents/sdk-go/v2/event"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/fintrans/fintrans/shared/codec/cloudevent"
 	"github.com/fintrans/fintrans/shared/detect"
-	"github.com/fintrans/fintrans/shared/event"
-	"github.com/fintrans/fintrans/shared/generator"
 	"github.com/fintrans/fintrans/shared/money"
 	"github.com/fintrans/fintrans/shared/sink"
+	"github.com/fintrans/fintrans/shared/transfer"
 	"github.com/fintrans/fintrans/shared/window"
 )
 
@@ -85,7 +85,7 @@ func (r *runner) ceilingRun(ctx context.Context, conns, pipe int, d time.Duratio
 		go func() {
 			defer wg.Done()
 			rng := rand.New(rand.NewPCG(uint64(w), uint64(time.Now().UnixNano())))
-			buf := make([]event.Transfer, pipe)
+			buf := make([]transfer.Transfer, pipe)
 			_, cluster := r.rdb.(*redis.ClusterClient)
 			capt, err := newCapturer(r.windowCfg, cluster)
 			if err != nil {
@@ -133,12 +133,12 @@ func (r *runner) buildEvents(n, batch int) [][]ce.Event {
 		go func() {
 			defer wg.Done()
 			rng := rand.New(rand.NewPCG(uint64(w)+100, uint64(time.Now().UnixNano())))
-			buf := make([]event.Transfer, batch)
+			buf := make([]transfer.Transfer, batch)
 			for b := w; b < len(out); b += workers {
 				r.stream.next(rng, buf)
 				evs := make([]ce.Event, batch)
 				for i, t := range buf {
-					evs[i] = generator.CloudEvent(t)
+					evs[i] = cloudevent.Transfer(t)
 				}
 				out[b] = evs
 			}
@@ -177,7 +177,7 @@ func (r *runner) detectStage(ctx context.Context) error {
 
 	batches := r.buildEvents(int(before*r.t.stage.Seconds()*1.2), r.pipe)
 	var alerts atomic.Int64
-	d := &detect.Detector{Store: &window.Coalescer{Store: st}, Log: r.quiet, Redis: r.rdb, MaxClockSkew: streamSkew,
+	d := &detect.Detector{Store: &window.Coalescer{Store: st}, Log: r.quiet, MaxClockSkew: streamSkew,
 		Sink: sink.Func(func(_ context.Context, evs []ce.Event) error { alerts.Add(int64(len(evs))); return nil })}
 	stop := r.profile("2-detect-core")
 	m := r.startMeter(ctx)
@@ -196,9 +196,9 @@ func (r *runner) detectStage(ctx context.Context) error {
 					return
 				}
 				b := batches[i]
-				items := make([]event.Item, len(b))
+				items := make([]transfer.Item, len(b))
 				for j := range b {
-					items[j] = event.FromCloudEvent(b[j])
+					items[j] = cloudevent.FromEvent(b[j])
 				}
 				p, err := d.Process(ctx, items)
 				if err != nil {
@@ -246,15 +246,15 @@ func (r *runner) detectStage(ctx context.Context) error {
 	return nil
 }
 
-func statusIndex(s string) int {
+func statusIndex(s transfer.Status) int {
 	switch s {
-	case detect.Counted:
+	case transfer.Counted:
 		return 0
-	case detect.Duplicate:
+	case transfer.Duplicate:
 		return 1
-	case detect.Late:
+	case transfer.Late:
 		return 2
-	case detect.Invalid:
+	case transfer.Invalid:
 		return 3
 	}
 	return 4
@@ -281,11 +281,11 @@ func (r *runner) memoryStage(ctx context.Context) error {
 	base := time.Now().Add(-10 * time.Minute).Truncate(time.Second)
 	rng := rand.New(rand.NewPCG(5, 5))
 	runID := r.stream.runID + "-m-"
-	all := make([]event.Transfer, 0, pairs*per)
+	all := make([]transfer.Transfer, 0, pairs*per)
 	for j := range per {
 		for p := range pairs {
 			from, to := strconv.Itoa(300000+p), strconv.Itoa(400000+p)
-			all = append(all, event.Transfer{Source: event.GeneratorSource, ID: runID + strconv.Itoa(len(all)),
+			all = append(all, transfer.Transfer{Source: cloudevent.GeneratorSource, ID: runID + strconv.Itoa(len(all)),
 				Time: base.Add(time.Duration(j)*pairInterval + time.Duration(rng.Int64N(pairInterval.Milliseconds()))*time.Millisecond).UTC(),
 				From: from, To: to, Amount: money.Cents(minCents + rng.Int64N(maxCents-minCents+1))})
 		}

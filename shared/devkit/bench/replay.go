@@ -5,10 +5,13 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"slices"
 	"strings"
 	"time"
 
+	"github.com/fintrans/fintrans/shared/app"
+	"github.com/fintrans/fintrans/shared/config"
 	"github.com/fintrans/fintrans/shared/embedded"
 	"github.com/fintrans/fintrans/shared/replay"
 )
@@ -22,7 +25,7 @@ const (
 )
 
 // replayStage is `fintrans replay` of 20,000 seed lines without REDIS_URL
-// (replay.FromConfig: decoding, the window script, alerts as CloudEvent
+// (app.Replay: decoding, the window script, alerts as CloudEvent
 // lines; its embedded Redis started and stopped inside the clock), on the
 // embedded default (EMBEDDED_REDIS, auto: a redis-server from PATH when
 // there is one) and on miniredis, the fallback of a machine without one.
@@ -46,7 +49,7 @@ func (r *runner) replayStage(ctx context.Context) error {
 		best, alerts := 0.0, 0
 		for range replayRuns {
 			began := time.Now()
-			sum, err := replay.FromConfig(ctx, cfg, r.quiet, bytes.NewReader(seed.Bytes()), "bench-seed", io.Discard, io.Discard)
+			sum, err := replayFile(ctx, cfg, r.quiet, seed.Bytes())
 			wall := time.Since(began)
 			if err != nil {
 				return 0, fmt.Errorf("replay on %s: %w", engine, err)
@@ -81,4 +84,16 @@ func (r *runner) replayStage(ctx context.Context) error {
 		r.printf("    (no redis-server on PATH, or EMBEDDED_REDIS=miniredis: the default is miniredis)\n")
 	}
 	return nil
+}
+
+// replayFile is `fintrans replay` of b: the embedded Redis of
+// cfg.EmbeddedRedis started, the replay run through app's wiring, the
+// server stopped.
+func replayFile(ctx context.Context, cfg config.Config, log *slog.Logger, b []byte) (replay.Summary, error) {
+	stop, err := embedded.ForConfig(ctx, &cfg, log)
+	if err != nil {
+		return replay.Summary{}, err
+	}
+	defer stop()
+	return app.Replay(ctx, cfg, log, bytes.NewReader(b), "file://bench-seed", io.Discard, io.Discard)
 }

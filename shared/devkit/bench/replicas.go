@@ -13,11 +13,11 @@ import (
 	ce "github.com/cloudevents/sdk-go/v2/event"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/fintrans/fintrans/shared/app"
+	"github.com/fintrans/fintrans/shared/codec/cloudevent"
 	"github.com/fintrans/fintrans/shared/detect"
-	"github.com/fintrans/fintrans/shared/event"
 	"github.com/fintrans/fintrans/shared/redisproc"
 	"github.com/fintrans/fintrans/shared/sink"
+	"github.com/fintrans/fintrans/shared/transfer"
 	"github.com/fintrans/fintrans/shared/window"
 )
 
@@ -56,13 +56,13 @@ func (r *runner) replicasStage(ctx context.Context) error {
 	if r.conns > 0 {
 		conns, pipe = r.conns, r.pipe
 	}
-	r.printf("\n[6] REDIS_MIN_REPLICAS cost: detect core on a primary with one replica (own: %s -> %s), %d workers x batches of %d\n",
+	r.printf("\n[7] REDIS_MIN_REPLICAS cost: detect core on a primary with one replica (own: %s -> %s), %d workers x batches of %d\n",
 		primary.Addr, replica.Addr, conns, pipe)
 	run := func(minReplicas int) (rate, p50, p99 float64, err error) {
 		if err := prdb.FlushAll(ctx).Err(); err != nil {
 			return 0, 0, 0, err
 		}
-		wc := app.WindowConfig(r.cfg)
+		wc := r.cfg.Window()
 		wc.MinReplicas, wc.ReplicaTimeout = minReplicas, time.Second
 		st, err := window.New(prdb, wc)
 		if err != nil {
@@ -71,7 +71,7 @@ func (r *runner) replicasStage(ctx context.Context) error {
 		if err := st.Load(ctx); err != nil {
 			return 0, 0, 0, err
 		}
-		d := &detect.Detector{Store: &window.Coalescer{Store: st}, Log: r.quiet, Redis: prdb,
+		d := &detect.Detector{Store: &window.Coalescer{Store: st}, Log: r.quiet,
 			Sink: sink.Func(func(context.Context, []ce.Event) error { return nil })}
 		n := int(max(r.detect, 20000) * r.t.stage.Seconds() * 1.2)
 		batches := r.buildEvents(n, pipe)
@@ -91,9 +91,9 @@ func (r *runner) replicasStage(ctx context.Context) error {
 					if i >= len(batches) {
 						return
 					}
-					items := make([]event.Item, len(batches[i]))
+					items := make([]transfer.Item, len(batches[i]))
 					for j, e := range batches[i] {
-						items[j] = event.FromCloudEvent(e)
+						items[j] = cloudevent.FromEvent(e)
 					}
 					t0 := time.Now()
 					if _, err := d.Process(ctx, items); err != nil {

@@ -8,8 +8,9 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/fintrans/fintrans/shared/event"
+	"github.com/fintrans/fintrans/shared/codec/cloudevent"
 	"github.com/fintrans/fintrans/shared/money"
+	"github.com/fintrans/fintrans/shared/transfer"
 )
 
 // Synthetic transfers for the Redis and detect stages.
@@ -64,15 +65,15 @@ func pairAccounts(p int) (string, string) {
 }
 
 // next fills buf with the next len(buf) transfers.
-func (s *stream) next(rng *rand.Rand, buf []event.Transfer) {
+func (s *stream) next(rng *rand.Rand, buf []transfer.Transfer) {
 	n := int64(len(buf))
 	first := s.seq.Add(n) - n
 	for i := range buf {
 		q := first + int64(i)
 		p := rng.IntN(len(s.from))
 		ms := s.base + int64(float64(q)*s.stepUs/1000) - rng.Int64N(jitter.Milliseconds())
-		buf[i] = event.Transfer{
-			Source: event.GeneratorSource,
+		buf[i] = transfer.Transfer{
+			Source: cloudevent.GeneratorSource,
 			ID:     s.runID + "-" + strconv.FormatInt(q, 10),
 			Time:   time.UnixMilli(ms).UTC(),
 			From:   s.from[p], To: s.to[p],

@@ -26,7 +26,7 @@ func TestStartSeedsTopics(t *testing.T) {
 		t.Fatalf("Brokers = %v, want one loopback address", k.Brokers)
 	}
 
-	cfg, err := kafka.Config("test", "")
+	cfg, err := kafka.Config("test", "", kafka.Security{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,7 +67,7 @@ func TestStartWithFixedPortsAndBrokers(t *testing.T) {
 	if len(k3.Brokers) != 3 {
 		t.Fatalf("Brokers = %v, want 3", k3.Brokers)
 	}
-	cfg, err := kafka.Config("test", "2.8.0")
+	cfg, err := kafka.Config("test", "2.8.0", kafka.Security{})
 	if err != nil {
 		t.Fatal(err)
 	}

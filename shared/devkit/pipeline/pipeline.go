@@ -24,7 +24,6 @@ import (
 	"github.com/fintrans/fintrans/shared/app"
 	"github.com/fintrans/fintrans/shared/config"
 	"github.com/fintrans/fintrans/shared/consumer"
-	"github.com/fintrans/fintrans/shared/detect"
 	"github.com/fintrans/fintrans/shared/devkit/embeddedkafka"
 	"github.com/fintrans/fintrans/shared/embedded"
 	"github.com/fintrans/fintrans/shared/generator"
@@ -50,8 +49,9 @@ type Pipeline struct {
 	Config    config.Config // with the embedded addresses filled in
 	Addr      string        // where the functions answer HTTP
 	Consumer  *consumer.Consumer
-	Generator *app.GeneratorFunction
-	Viewer    *app.ViewerFunction
+	Detect    *app.Function // consume: detect fed by the consumer group, and its handler
+	Generator *app.Function
+	Viewer    *app.Function
 
 	log      *slog.Logger
 	opts     Options
@@ -91,7 +91,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, opts Option
 		cfg.KafkaBrokers = k.Brokers
 		log.Info("KAFKA_BROKERS not set: started an embedded Kafka (kfake)", "brokers", k.Brokers, "topics", topics)
 	} else {
-		kc, err := kafka.Config("admin", cfg.KafkaVersion)
+		kc, err := kafka.Config("admin", cfg.KafkaVersion, cfg.KafkaSecurity)
 		if err != nil {
 			return p, err
 		}
@@ -119,24 +119,24 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, opts Option
 	cfg.KSink = ""
 	p.Config = cfg
 
-	c, closeConsumer, err := app.Consumer(ctx, cfg, log)
-	if err != nil {
+	if p.Detect, err = app.New(ctx, "consume", cfg, log); err != nil {
 		return p, err
 	}
+	p.closers = append(p.closers, p.Detect.Close)
+	c := p.Detect.Consumer
 	p.Consumer = c
-	p.closers = append(p.closers, closeConsumer)
-	if p.Generator, err = app.NewGeneratorFrom(ctx, cfg, log.With("function", "generator")); err != nil {
+	if p.Generator, err = app.New(ctx, "generator", cfg, log); err != nil {
 		return p, err
 	}
 	p.closers = append(p.closers, p.Generator.Close)
-	if p.Viewer, err = app.NewViewerFrom(ctx, cfg, log.With("function", "viewer"), opts.Out); err != nil {
+	if p.Viewer, err = app.New(ctx, "viewer", cfg, log, app.WithOutput(opts.Out)); err != nil {
 		return p, err
 	}
 	p.closers = append(p.closers, p.Viewer.Close)
 
 	// HTTP: the same paths as the OpenFaaS gateway.
-	mux := server.Mux(nil, func(ctx context.Context) error { return c.Detector.Redis.Ping(ctx).Err() })
-	mux.Handle("/function/detect", &detect.Handler{Detector: c.Detector, MaxBodyBytes: cfg.MaxBodyBytes, MaxBatch: cfg.MaxBatch})
+	mux := server.Mux(nil, p.Detect.Ready)
+	mux.Handle("/function/detect", p.Detect.Handler)
 	mux.Handle("/function/generator", p.Generator.Handler)
 	mux.Handle("/function/viewer", p.Viewer.Handler)
 	ln, err := net.Listen("tcp", opts.Listen)

@@ -12,12 +12,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fintrans/fintrans/shared/codec/cloudevent"
+	"github.com/fintrans/fintrans/shared/codec/kafkarecord"
 	"github.com/fintrans/fintrans/shared/config"
 	"github.com/fintrans/fintrans/shared/devkit/pipeline"
-	"github.com/fintrans/fintrans/shared/event"
 	"github.com/fintrans/fintrans/shared/generator"
 	"github.com/fintrans/fintrans/shared/kafka"
 	"github.com/fintrans/fintrans/shared/redistest"
+	"github.com/fintrans/fintrans/shared/transfer"
 	"github.com/fintrans/fintrans/shared/window/flinkref"
 )
 
@@ -76,7 +78,7 @@ func TestEndToEnd(t *testing.T) {
 		strings.NewReader(`{"from":"curl-a","to":"curl-b","amount":12.50}`))
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Ce-Specversion", "1.0")
-	req.Header.Set("Ce-Type", event.TransactionType)
+	req.Header.Set("Ce-Type", cloudevent.TransactionType)
 	req.Header.Set("Ce-Id", "curl-1")
 	req.Header.Set("Ce-Source", "/curl")
 	req.Header.Set("Ce-Time", time.Now().UTC().Format(time.RFC3339))
@@ -117,7 +119,7 @@ func TestEndToEnd(t *testing.T) {
 	}
 
 	// The reference from everything in the transactions topic.
-	kc, _ := kafka.Config("test", "")
+	kc, _ := kafka.Config("test", "", kafka.Security{})
 	records, err := kafka.ReadAll(ctx, p.Config.KafkaBrokers, kc, cfg.TransactionsTopic)
 	if err != nil {
 		t.Fatal(err)
@@ -125,9 +127,9 @@ func TestEndToEnd(t *testing.T) {
 	if len(records) != total {
 		t.Fatalf("transactions topic holds %d records, generator sent %d", len(records), total)
 	}
-	var transfers []event.Transfer
+	var transfers []transfer.Transfer
 	for _, r := range records {
-		it := event.FromKafka(r)
+		it := new(kafkarecord.Decoder).Decode(r)
 		if it.Err != nil {
 			t.Fatalf("generator wrote an invalid record: %v", it.Err)
 		}
@@ -155,7 +157,7 @@ func TestEndToEnd(t *testing.T) {
 		t.Fatalf("alerts in %s differ from the reference: got %d, want %d", cfg.FraudTopic, len(gotIDs), len(wantIDs))
 	}
 	for _, ep := range episodes {
-		if id := event.AlertID(ep.From, ep.To, ep.WindowStart); !gotIDs[id] {
+		if id := transfer.AlertID(ep.From, ep.To, ep.WindowStart); !gotIDs[id] {
 			t.Errorf("episode %s->%s total %s at %s not alerted", ep.From, ep.To, ep.Total, ep.WindowStart)
 		}
 	}

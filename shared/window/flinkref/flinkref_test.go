@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fintrans/fintrans/shared/event"
+	"github.com/fintrans/fintrans/shared/transfer"
 	"github.com/fintrans/fintrans/shared/window/flinkref"
 )
 
@@ -29,7 +29,7 @@ func TestWindowsAreFlinksSlidingWindows(t *testing.T) {
 
 func TestAlertsAreStrictlyOverTheThresholdAndDeduplicated(t *testing.T) {
 	at := time.Date(2017, 7, 23, 1, 0, 0, 0, time.UTC)
-	ts := []event.Transfer{
+	ts := []transfer.Transfer{
 		{Source: "/s", ID: "1", Time: at, From: "a", To: "b", Amount: 5000_00},
 		{Source: "/s", ID: "2", Time: at.Add(time.Minute), From: "a", To: "b", Amount: 5000_00},
 		{Source: "/s", ID: "2", Time: at.Add(time.Minute), From: "a", To: "b", Amount: 5000_00}, // a redelivery
@@ -37,7 +37,7 @@ func TestAlertsAreStrictlyOverTheThresholdAndDeduplicated(t *testing.T) {
 	if got := flinkref.Alerts(ts, 10000_00, 10*time.Minute, 2*time.Minute); len(got) != 0 {
 		t.Fatalf("exactly 10000.00 (the redelivery counted once) is no alert: %v", got)
 	}
-	ts = append(ts, event.Transfer{Source: "/s", ID: "3", Time: at.Add(90 * time.Second), From: "a", To: "b", Amount: 1})
+	ts = append(ts, transfer.Transfer{Source: "/s", ID: "3", Time: at.Add(90 * time.Second), From: "a", To: "b", Amount: 1})
 	if got := flinkref.Alerts(ts, 10000_00, 10*time.Minute, 2*time.Minute); len(got) != 5 {
 		t.Fatalf("10000.01 in the five windows holding all three: %v", got)
 	}

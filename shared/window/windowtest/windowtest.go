@@ -1,5 +1,8 @@
 // Package windowtest checks what the window store holds in Redis against the
 // Flink reference, for tests of every package that drives the store.
+//
+// Test tooling, not product: no function image and no serving path of the
+// binary (serve, consume) links it (go list -deps proves it; see README).
 package windowtest
 
 import (
@@ -12,7 +15,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/fintrans/fintrans/shared/event"
+	"github.com/fintrans/fintrans/shared/transfer"
 	"github.com/fintrans/fintrans/shared/window"
 	"github.com/fintrans/fintrans/shared/window/flinkref"
 )
@@ -22,7 +25,7 @@ import (
 // remembered equal the distinct transfers, and every window's total equals
 // the reference sum. It holds for streams that span less than the allowed
 // lateness (nothing pruned yet).
-func CountedOnce(t testing.TB, st *window.Store, ts []event.Transfer) {
+func CountedOnce(t testing.TB, st *window.Store, ts []transfer.Transfer) {
 	t.Helper()
 	cfg := st.Config()
 	distinct := map[[2]string]int64{}

@@ -10,24 +10,26 @@ import (
 	"github.com/IBM/sarama"
 	ce "github.com/cloudevents/sdk-go/v2/event"
 
+	"github.com/fintrans/fintrans/shared/codec/cloudevent"
+	"github.com/fintrans/fintrans/shared/codec/kafkarecord"
 	"github.com/fintrans/fintrans/shared/consumer"
 	"github.com/fintrans/fintrans/shared/detect"
 	"github.com/fintrans/fintrans/shared/devkit/embeddedkafka"
-	"github.com/fintrans/fintrans/shared/event"
 	"github.com/fintrans/fintrans/shared/kafka"
 	"github.com/fintrans/fintrans/shared/money"
 	"github.com/fintrans/fintrans/shared/redistest"
 	"github.com/fintrans/fintrans/shared/sink"
+	"github.com/fintrans/fintrans/shared/transfer"
 	"github.com/fintrans/fintrans/shared/window"
 )
 
 func transferEvent(id string, at time.Time, from, to string, cents int64) ce.Event {
 	e := ce.New()
 	e.SetID(id)
-	e.SetType(event.TransactionType)
-	e.SetSource(event.GeneratorSource)
+	e.SetType(cloudevent.TransactionType)
+	e.SetSource(cloudevent.GeneratorSource)
 	e.SetTime(at)
-	e.SetExtension(event.PartitionKey, event.PairKey(from, to))
+	e.SetExtension(cloudevent.PartitionKey, transfer.PairKey(from, to))
 	_ = e.SetData(ce.ApplicationJSON, map[string]any{"from": from, "to": to, "amount": money.Cents(cents)})
 	return e
 }
@@ -39,7 +41,7 @@ func TestConsumerDetectsAndDeadLetters(t *testing.T) {
 	}
 	t.Cleanup(k.Close)
 	rdb := redistest.Start(t).Client(t)
-	kc, err := kafka.Config("test", "")
+	kc, err := kafka.Config("test", "", kafka.Security{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,7 +74,7 @@ func TestConsumerDetectsAndDeadLetters(t *testing.T) {
 	}
 	defer raw.Close()
 	late := transferEvent("late", base.Add(-2*time.Hour), "a0", "b", 1)
-	lateMsgs, _ := sink.Messages(context.Background(), "transactions", []ce.Event{late})
+	lateMsgs, _ := kafkarecord.Messages(context.Background(), "transactions", []ce.Event{late})
 	if err := raw.SendMessages(append(lateMsgs,
 		&sarama.ProducerMessage{Topic: "transactions", Value: sarama.StringEncoder("not a transfer")},
 		&sarama.ProducerMessage{Topic: "transactions", Key: sarama.StringEncoder("x->y"), Value: sarama.StringEncoder("2017-07-23T01:00:00Z;x;y;10000.01")},

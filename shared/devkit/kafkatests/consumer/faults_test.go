@@ -32,16 +32,18 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/fintrans/fintrans/shared/app"
+	"github.com/fintrans/fintrans/shared/codec/cloudevent"
+	"github.com/fintrans/fintrans/shared/codec/kafkarecord"
 	"github.com/fintrans/fintrans/shared/config"
 	"github.com/fintrans/fintrans/shared/consumer"
 	"github.com/fintrans/fintrans/shared/detect"
 	"github.com/fintrans/fintrans/shared/devkit/embeddedkafka"
-	"github.com/fintrans/fintrans/shared/event"
 	"github.com/fintrans/fintrans/shared/generator"
 	"github.com/fintrans/fintrans/shared/kafka"
 	"github.com/fintrans/fintrans/shared/money"
 	"github.com/fintrans/fintrans/shared/redistest"
 	"github.com/fintrans/fintrans/shared/sink"
+	"github.com/fintrans/fintrans/shared/transfer"
 	"github.com/fintrans/fintrans/shared/window"
 	"github.com/fintrans/fintrans/shared/window/flinkref"
 	"github.com/fintrans/fintrans/shared/window/windowtest"
@@ -62,15 +64,15 @@ var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
 // faultStream makes n transfers over pairs pairs within 30 minutes (well
 // inside the allowed lateness), shuffled, as transfers and as events.
-func faultStream(seed uint64, n, pairs int, prefix string) ([]event.Transfer, []ce.Event) {
+func faultStream(seed uint64, n, pairs int, prefix string) ([]transfer.Transfer, []ce.Event) {
 	rng := rand.New(rand.NewPCG(seed, 99))
 	base := time.Date(2017, 7, 23, 1, 0, 0, 0, time.UTC)
-	ts := make([]event.Transfer, n)
+	ts := make([]transfer.Transfer, n)
 	evs := make([]ce.Event, n)
 	for i := range ts {
 		p := rng.IntN(pairs)
-		ts[i] = event.Transfer{
-			Source: event.GeneratorSource, ID: prefix + strconv.Itoa(i),
+		ts[i] = transfer.Transfer{
+			Source: cloudevent.GeneratorSource, ID: prefix + strconv.Itoa(i),
 			Time: base.Add(time.Duration(rng.Int64N(int64(30 * time.Minute)))).Truncate(time.Second),
 			From: "f" + strconv.Itoa(p), To: "t" + strconv.Itoa(p%7),
 			Amount: money.Cents(1 + rng.Int64N(4000_00)),
@@ -121,7 +123,7 @@ func newRig(t *testing.T) *rig {
 	t.Cleanup(k.Close)
 	srv := redistest.Start(t, redistest.WithAppendOnly())
 	r := &rig{t: t, k: k, srv: srv, rdb: srv.Client(t), group: "faults-" + strings.ReplaceAll(t.Name(), "/", "-")}
-	if r.kc, err = kafka.Config("test", ""); err != nil {
+	if r.kc, err = kafka.Config("test", "", kafka.Security{}); err != nil {
 		t.Fatal(err)
 	}
 	if r.st, err = window.New(r.rdb, faultWindow); err != nil {
@@ -155,7 +157,7 @@ func (r *rig) start(out sink.Sink, maxBatch int) {
 		r.t.Fatal(err)
 	}
 	r.c = &consumer.Consumer{Group: group, Topic: "transactions",
-		Detector: &detect.Detector{Store: r.st, Sink: out, Log: quiet, Redis: r.rdb},
+		Detector: &detect.Detector{Store: r.st, Sink: out, Log: quiet},
 		MaxBatch: maxBatch, Log: quiet}
 	ctx, cancel := context.WithCancel(context.Background())
 	r.cancel, r.done = cancel, make(chan error, 1)
@@ -242,7 +244,7 @@ func (r *rig) waitAllCommitted(n int, timeout time.Duration) {
 }
 
 // checkAlerts compares the distinct alert ids in "fraud" with the reference.
-func (r *rig) checkAlerts(brokers []string, ts []event.Transfer) int {
+func (r *rig) checkAlerts(brokers []string, ts []transfer.Transfer) int {
 	r.t.Helper()
 	want := flinkref.Alerts(ts, faultWindow.Threshold, faultWindow.Size, faultWindow.Slide)
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
@@ -302,7 +304,7 @@ func countedTransfers(t *testing.T, rdb redis.UniversalClient) int64 {
 
 // checkCountedOnce holds Redis's state to the distinct transfers (see
 // windowtest.CountedOnce), and no other transfer is counted in any pair.
-func checkCountedOnce(t *testing.T, rdb redis.UniversalClient, st *window.Store, ts []event.Transfer) {
+func checkCountedOnce(t *testing.T, rdb redis.UniversalClient, st *window.Store, ts []transfer.Transfer) {
 	t.Helper()
 	windowtest.CountedOnce(t, st, ts)
 	seen := map[[2]string]bool{}
@@ -390,10 +392,10 @@ func TestRedisDownTenSeconds(t *testing.T) {
 	web := httptest.NewServer(&detect.Handler{Detector: r.c.Detector, MaxBodyBytes: 1 << 20, MaxBatch: 100})
 	t.Cleanup(web.Close)
 	// One transfer over the threshold on its own, sent over HTTP.
-	httpTransfer := event.Transfer{Source: "/http", ID: "web-1", Time: time.Date(2017, 7, 23, 1, 3, 0, 0, time.UTC), From: "web-a", To: "web-b", Amount: 12000_00}
+	httpTransfer := transfer.Transfer{Source: "/http", ID: "web-1", Time: time.Date(2017, 7, 23, 1, 3, 0, 0, time.UTC), From: "web-a", To: "web-b", Amount: 12000_00}
 	post := func() (int, string, string) {
 		req, _ := http.NewRequest(http.MethodPost, web.URL, strings.NewReader(`{"from":"web-a","to":"web-b","amount":"12000.00"}`))
-		for k, v := range map[string]string{"Content-Type": "application/json", "Ce-Specversion": "1.0", "Ce-Type": event.TransactionType,
+		for k, v := range map[string]string{"Content-Type": "application/json", "Ce-Specversion": "1.0", "Ce-Type": cloudevent.TransactionType,
 			"Ce-Id": httpTransfer.ID, "Ce-Source": httpTransfer.Source, "Ce-Time": httpTransfer.Time.Format(time.RFC3339)} {
 			req.Header.Set(k, v)
 		}
@@ -445,7 +447,7 @@ func TestRedisDownTenSeconds(t *testing.T) {
 	r.waitAllCommitted(len(evs), 30*time.Second)
 	r.stop()
 
-	all := append(append([]event.Transfer{}, ts...), httpTransfer)
+	all := append(append([]transfer.Transfer{}, ts...), httpTransfer)
 	n := r.checkAlerts(r.k.Brokers, all)
 	checkCountedOnce(t, r.rdb, r.st, all)
 	if faultsDuringOutage == 0 {
@@ -569,7 +571,7 @@ func newKafkaRig(t *testing.T, group string) *kafkaRig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	kc, err := kafka.Config("test", "")
+	kc, err := kafka.Config("test", "", kafka.Security{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -597,13 +599,14 @@ func (r *kafkaRig) stopBroker() {
 	r.k = nil
 }
 
-// consumer wires detect's consumer with app.Consumer (which waits for Kafka)
+// consumer wires detect's consumer with app.New("consume") (which waits for Kafka)
 // and runs it until the test ends.
 func (r *kafkaRig) consumer(ctx context.Context) (*consumer.Consumer, error) {
-	c, closeConsumer, err := app.Consumer(ctx, r.cfg, quiet)
+	f, err := app.New(ctx, "consume", r.cfg, quiet)
 	if err != nil {
 		return nil, err
 	}
+	c, closeConsumer := f.Consumer, f.Close
 	runCtx, stop := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- c.Run(runCtx) }()
@@ -646,7 +649,7 @@ func (r *kafkaRig) waitCommitted(c *consumer.Consumer, n int, timeout time.Durat
 	rg.waitAllCommitted(n, timeout)
 }
 
-// TestKafkaComesUpLate: detect's consumer is wired (app.Consumer, which
+// TestKafkaComesUpLate: detect's consumer is wired (app.New("consume"), which
 // waits for Kafka with backoff) against a broker that comes up two seconds
 // later; then it processes everything the generator sends, and the alerts
 // equal the reference.
@@ -669,10 +672,10 @@ func TestKafkaComesUpLate(t *testing.T) {
 		t.Fatalf("consumer against a late broker: %v", err)
 	}
 	if waited < 2*time.Second {
-		t.Fatalf("app.Consumer returned after %v, before the broker was up", waited)
+		t.Fatalf("app.New(consume) returned after %v, before the broker was up", waited)
 	}
 	gen, advance := r.generator(r.kc.Producer.Retry.Max)
-	var sent []event.Transfer
+	var sent []transfer.Transfer
 	for i := 0; i < 3; i++ {
 		p, err := gen.Tick(context.Background())
 		if err != nil || p.Sent != len(p.Transfers) {
@@ -683,7 +686,7 @@ func TestKafkaComesUpLate(t *testing.T) {
 	}
 	r.waitCommitted(c, len(sent), 30*time.Second)
 	n := checkAlertsIn(t, r.cfg, r.kc, sent, "late start")
-	t.Logf("app.Consumer waited %v for the broker; %d transfers, %d alerts; %v", waited.Round(time.Millisecond), len(sent), n, time.Since(start).Round(time.Millisecond))
+	t.Logf("app.New(consume) waited %v for the broker; %d transfers, %d alerts; %v", waited.Round(time.Millisecond), len(sent), n, time.Since(start).Round(time.Millisecond))
 }
 
 // TestKafkaBrokerReplaced: the broker goes away under a running generator
@@ -736,7 +739,7 @@ func TestKafkaBrokerReplaced(t *testing.T) {
 	if err := r.startBroker(); err != nil {
 		t.Fatal(err)
 	}
-	var after []event.Transfer
+	var after []transfer.Transfer
 	maybe := map[string]bool{}
 	failed := 0
 	for ok := 0; ok < 2; {
@@ -766,9 +769,9 @@ func TestKafkaBrokerReplaced(t *testing.T) {
 		t.Fatal(err)
 	}
 	inTopic := map[string]bool{}
-	var topicTransfers []event.Transfer
+	var topicTransfers []transfer.Transfer
 	for _, m := range recs {
-		it := event.FromKafka(m)
+		it := new(kafkarecord.Decoder).Decode(m)
 		if it.Err != nil {
 			t.Fatalf("bad record in the topic: %v", it.Err)
 		}
@@ -795,7 +798,7 @@ func TestKafkaBrokerReplaced(t *testing.T) {
 
 // checkAlertsIn compares the fraud topic's distinct ids with the reference
 // of ts.
-func checkAlertsIn(t *testing.T, cfg config.Config, kc *sarama.Config, ts []event.Transfer, when string) int {
+func checkAlertsIn(t *testing.T, cfg config.Config, kc *sarama.Config, ts []transfer.Transfer, when string) int {
 	t.Helper()
 	want := flinkref.Alerts(ts, cfg.Threshold, cfg.WindowSize, cfg.WindowSlide)
 	wantIDs := map[string]bool{}

@@ -19,15 +19,18 @@ import (
 	ce "github.com/cloudevents/sdk-go/v2/event"
 
 	"github.com/fintrans/fintrans/shared/app"
+	"github.com/fintrans/fintrans/shared/codec/cloudevent"
+	"github.com/fintrans/fintrans/shared/codec/kafkarecord"
+	"github.com/fintrans/fintrans/shared/codec/seedline"
 	"github.com/fintrans/fintrans/shared/config"
 	"github.com/fintrans/fintrans/shared/devkit/embeddedkafka"
 	"github.com/fintrans/fintrans/shared/embedded"
-	"github.com/fintrans/fintrans/shared/event"
 	"github.com/fintrans/fintrans/shared/generator"
 	"github.com/fintrans/fintrans/shared/kafka"
 	"github.com/fintrans/fintrans/shared/money"
 	"github.com/fintrans/fintrans/shared/redisconn"
 	"github.com/fintrans/fintrans/shared/sink"
+	"github.com/fintrans/fintrans/shared/transfer"
 	"github.com/fintrans/fintrans/shared/window"
 )
 
@@ -105,11 +108,11 @@ func TestTickMakesValidTransfers(t *testing.T) {
 
 			// The event carries exactly the transfer.
 			e := c.calls[tick][i]
-			if e.Type() != event.TransactionType || e.Source() != event.GeneratorSource || e.DataContentType() != "application/json" {
+			if e.Type() != cloudevent.TransactionType || e.Source() != cloudevent.GeneratorSource || e.DataContentType() != "application/json" {
 				t.Errorf("event attributes: %s", e)
 			}
-			if k, _ := e.Extensions()[event.PartitionKey].(string); k != event.PairKey(tr.From, tr.To) {
-				t.Errorf("partitionkey %q, want %q", k, event.PairKey(tr.From, tr.To))
+			if k, _ := e.Extensions()[cloudevent.PartitionKey].(string); k != transfer.PairKey(tr.From, tr.To) {
+				t.Errorf("partitionkey %q, want %q", k, transfer.PairKey(tr.From, tr.To))
 			}
 			if err := e.Validate(); err != nil {
 				t.Error(err)
@@ -118,7 +121,7 @@ func TestTickMakesValidTransfers(t *testing.T) {
 			if string(e.Data()) != want {
 				t.Errorf("data %s, want %s", e.Data(), want)
 			}
-			it := event.FromCloudEvent(e)
+			it := cloudevent.FromEvent(e)
 			if it.Err != nil || it.Transfer != tr {
 				t.Errorf("decoded %+v (err %v), want %+v", it.Transfer, it.Err, tr)
 			}
@@ -166,7 +169,7 @@ func TestEpisodes(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				byID := map[string]event.Transfer{}
+				byID := map[string]transfer.Transfer{}
 				for _, tr := range p.Transfers {
 					byID[tr.ID] = tr
 				}
@@ -186,7 +189,7 @@ func TestEpisodes(t *testing.T) {
 	}
 }
 
-func checkEpisode(t *testing.T, cfg config.Config, now time.Time, ep generator.Episode, byID map[string]event.Transfer) {
+func checkEpisode(t *testing.T, cfg config.Config, now time.Time, ep generator.Episode, byID map[string]transfer.Transfer) {
 	t.Helper()
 	n := len(ep.IDs)
 	if n < generator.MinEpisode || n > generator.MaxEpisode || len(ep.Times) != n || len(ep.Amounts) != n {
@@ -240,7 +243,7 @@ func TestEpisodesAreAlerted(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer rdb.Close()
-	st, err := window.New(rdb, app.WindowConfig(cfg))
+	st, err := window.New(rdb, cfg.Window())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -270,7 +273,7 @@ func TestEpisodesAreAlerted(t *testing.T) {
 		t.Fatalf("only %d episodes", len(episodes))
 	}
 	for _, ep := range episodes {
-		if !alerted[event.AlertID(ep.From, ep.To, ep.WindowStart)] {
+		if !alerted[transfer.AlertID(ep.From, ep.To, ep.WindowStart)] {
 			t.Errorf("episode %s->%s in window %s (total %s) was not alerted", ep.From, ep.To, ep.WindowStart, ep.Total)
 		}
 	}
@@ -282,7 +285,7 @@ func TestTickSendsToKafka(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer k.Close()
-	kc, err := kafka.Config("generator", "")
+	kc, err := kafka.Config("generator", "", kafka.Security{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -297,20 +300,20 @@ func TestTickSendsToKafka(t *testing.T) {
 		t.Fatalf("Tick: sent %d, err %v", p.Sent, err)
 	}
 	recs := consumeAll(t, k.Brokers, "transactions", 100)
-	want := map[string]event.Transfer{}
+	want := map[string]transfer.Transfer{}
 	for _, tr := range p.Transfers {
 		want[tr.ID] = tr
 	}
 	partOf := map[string]int32{}
 	for _, m := range recs {
-		it := event.FromKafka(m)
+		it := new(kafkarecord.Decoder).Decode(m)
 		if it.Err != nil {
 			t.Fatalf("record %d/%d: %v", m.Partition, m.Offset, it.Err)
 		}
 		if it.Transfer != want[it.Transfer.ID] {
 			t.Errorf("record %+v, want %+v", it.Transfer, want[it.Transfer.ID])
 		}
-		pair := event.PairKey(it.Transfer.From, it.Transfer.To)
+		pair := transfer.PairKey(it.Transfer.From, it.Transfer.To)
 		if string(m.Key) != pair {
 			t.Errorf("record key %q, want %q", m.Key, pair)
 		}
@@ -331,7 +334,7 @@ func TestLineFormat(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer k.Close()
-	kc, err := kafka.Config("generator", "")
+	kc, err := kafka.Config("generator", "", kafka.Security{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -360,14 +363,14 @@ func TestLineFormat(t *testing.T) {
 		if len(m.Headers) != 0 {
 			t.Errorf("line record has headers %v", m.Headers)
 		}
-		tr, err := event.ParseLine(line)
+		tr, err := seedline.Parse(line)
 		if err != nil {
 			t.Fatalf("line %q: %v", line, err)
 		}
 		if parts := strings.Split(line, ";"); len(parts) != 4 || len(parts[0]) != len("2017-07-23T01:06:47Z") || !strings.Contains(parts[3], ".") || len(strings.Split(parts[3], ".")[1]) != 2 {
 			t.Errorf("line %q is not in the seed's format with a 2-decimal amount", line)
 		}
-		if string(m.Key) != event.PairKey(tr.From, tr.To) {
+		if string(m.Key) != transfer.PairKey(tr.From, tr.To) {
 			t.Errorf("key %q for line %q", m.Key, line)
 		}
 		k := key{tr.From, tr.To, tr.Time, tr.Amount}
@@ -376,7 +379,7 @@ func TestLineFormat(t *testing.T) {
 		}
 		want[k]--
 		// Detect reads it as a valid transfer.
-		if it := event.FromKafka(m); it.Err != nil {
+		if it := new(kafkarecord.Decoder).Decode(m); it.Err != nil {
 			t.Errorf("detect would refuse %q: %v", line, it.Err)
 		}
 	}
@@ -428,7 +431,7 @@ func TestHandler(t *testing.T) {
 // consumeAll reads want records from every partition of topic.
 func consumeAll(t *testing.T, brokers []string, topic string, want int) []*sarama.ConsumerMessage {
 	t.Helper()
-	kc, err := kafka.Config("test", "")
+	kc, err := kafka.Config("test", "", kafka.Security{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -447,12 +450,12 @@ func consumeAll(t *testing.T, brokers []string, topic string, want int) []*saram
 func TestWiring(t *testing.T) {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	cfg := config.Default()
-	if _, err := app.NewGeneratorFrom(context.Background(), cfg, log); err == nil || !strings.Contains(err.Error(), "KAFKA_BROKERS or K_SINK") {
+	if _, err := app.New(context.Background(), "generator", cfg, log); err == nil || !strings.Contains(err.Error(), "KAFKA_BROKERS or K_SINK") {
 		t.Errorf("no brokers, no sink: err %v", err)
 	}
 	cfg.KSink = "http://127.0.0.1:1/"
 	cfg.GeneratorFormat = "line"
-	if _, err := app.NewGeneratorFrom(context.Background(), cfg, log); err == nil || !strings.Contains(err.Error(), "GENERATOR_FORMAT=line") {
+	if _, err := app.New(context.Background(), "generator", cfg, log); err == nil || !strings.Contains(err.Error(), "GENERATOR_FORMAT=line") {
 		t.Errorf("K_SINK with line format: err %v", err)
 	}
 
@@ -466,7 +469,7 @@ func TestWiring(t *testing.T) {
 		cfg.KafkaBrokers = k.Brokers
 		cfg.GeneratorFormat = format
 		cfg.GeneratorTransfers = 10
-		g, err := app.NewGeneratorFrom(context.Background(), cfg, log)
+		g, err := app.New(context.Background(), "generator", cfg, log)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -488,7 +491,7 @@ func TestWiring(t *testing.T) {
 	recs := consumeAll(t, k.Brokers, "transactions", 40)
 	lines := 0
 	for _, m := range recs {
-		if it := event.FromKafka(m); it.Err != nil {
+		if it := new(kafkarecord.Decoder).Decode(m); it.Err != nil {
 			t.Errorf("record %d: %v", m.Offset, it.Err)
 		}
 		if len(m.Headers) == 0 {

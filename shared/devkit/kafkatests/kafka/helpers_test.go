@@ -11,6 +11,7 @@ import (
 
 	"github.com/IBM/sarama"
 
+	"github.com/fintrans/fintrans/shared/config"
 	"github.com/fintrans/fintrans/shared/devkit/embeddedkafka"
 	"github.com/fintrans/fintrans/shared/kafka"
 )
@@ -38,11 +39,21 @@ func startKafka(t *testing.T, partitions int32, topics ...string) *embeddedkafka
 // mustConfig builds a config or fails the test.
 func mustConfig(t *testing.T, role, version string) *sarama.Config {
 	t.Helper()
-	cfg, err := kafka.Config(role, version)
+	cfg, err := envConfig(role, version)
 	if err != nil {
 		t.Fatalf("Config(%q, %q): %v", role, version, err)
 	}
 	return cfg
+}
+
+// envConfig builds a config with the security settings of the environment,
+// read as every fintrans process reads them (config.Load).
+func envConfig(role, version string) (*sarama.Config, error) {
+	c, err := config.Load()
+	if err != nil {
+		return nil, err
+	}
+	return kafka.Config(role, version, c.KafkaSecurity)
 }
 
 // produce sends n keyed messages "v<first+i>" with keys "acct-<(first+i)%keys>"

@@ -46,7 +46,7 @@ func TestConfigSettings(t *testing.T) {
 		t.Errorf("default version = %v, want %s", def.Version, kafka.DefaultVersion)
 	}
 
-	if _, err := kafka.Config("sink", "two.eight"); err == nil || !strings.Contains(err.Error(), "KAFKA_VERSION") {
+	if _, err := kafka.Config("sink", "two.eight", kafka.Security{}); err == nil || !strings.Contains(err.Error(), "KAFKA_VERSION") {
 		t.Errorf("bad version: err = %v, want one naming KAFKA_VERSION", err)
 	}
 }
@@ -56,32 +56,32 @@ func TestConfigSecurityEnv(t *testing.T) {
 		t.Setenv(kafka.EnvSASLUser, "u")
 		t.Setenv(kafka.EnvSASLPassword, "p")
 		t.Setenv(kafka.EnvSASLMechanism, "GSSAPI")
-		if _, err := kafka.Config("x", ""); err == nil || !strings.Contains(err.Error(), kafka.EnvSASLMechanism) {
+		if _, err := envConfig("x", ""); err == nil || !strings.Contains(err.Error(), kafka.EnvSASLMechanism) {
 			t.Errorf("err = %v, want one naming %s", err, kafka.EnvSASLMechanism)
 		}
 	})
 	t.Run("bad tls flag", func(t *testing.T) {
 		t.Setenv(kafka.EnvTLS, "maybe")
-		if _, err := kafka.Config("x", ""); err == nil || !strings.Contains(err.Error(), kafka.EnvTLS) {
+		if _, err := envConfig("x", ""); err == nil || !strings.Contains(err.Error(), kafka.EnvTLS) {
 			t.Errorf("err = %v, want one naming %s", err, kafka.EnvTLS)
 		}
 	})
 	t.Run("missing CA file", func(t *testing.T) {
 		t.Setenv(kafka.EnvTLS, "true")
 		t.Setenv(kafka.EnvCAFile, t.TempDir()+"/nope.pem")
-		if _, err := kafka.Config("x", ""); err == nil || !strings.Contains(err.Error(), kafka.EnvCAFile) {
+		if _, err := envConfig("x", ""); err == nil || !strings.Contains(err.Error(), kafka.EnvCAFile) {
 			t.Errorf("err = %v, want one naming %s", err, kafka.EnvCAFile)
 		}
 	})
 	t.Run("CA file without tls", func(t *testing.T) {
 		t.Setenv(kafka.EnvCAFile, "/etc/ssl/ca.pem")
-		if _, err := kafka.Config("x", ""); err == nil || !strings.Contains(err.Error(), kafka.EnvTLS) {
+		if _, err := envConfig("x", ""); err == nil || !strings.Contains(err.Error(), kafka.EnvTLS) {
 			t.Errorf("err = %v, want one naming %s", err, kafka.EnvTLS)
 		}
 	})
 	t.Run("sasl user without password", func(t *testing.T) {
 		t.Setenv(kafka.EnvSASLUser, "u")
-		if _, err := kafka.Config("x", ""); err == nil || !strings.Contains(err.Error(), kafka.EnvSASLPassword) {
+		if _, err := envConfig("x", ""); err == nil || !strings.Contains(err.Error(), kafka.EnvSASLPassword) {
 			t.Errorf("err = %v, want one naming %s", err, kafka.EnvSASLPassword)
 		}
 	})

@@ -9,9 +9,9 @@ import (
 	"github.com/cloudevents/sdk-go/v2/binding"
 	ce "github.com/cloudevents/sdk-go/v2/event"
 
+	"github.com/fintrans/fintrans/shared/codec/cloudevent"
 	"github.com/fintrans/fintrans/shared/detect/detecttest"
 	"github.com/fintrans/fintrans/shared/devkit/embeddedkafka"
-	"github.com/fintrans/fintrans/shared/event"
 	"github.com/fintrans/fintrans/shared/kafka"
 	"github.com/fintrans/fintrans/shared/sink"
 )
@@ -24,7 +24,7 @@ func TestWorstIDsAlertsReachKafka(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(k.Close)
-	kc, err := kafka.Config("test", "")
+	kc, err := kafka.Config("test", "", kafka.Security{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,7 +46,7 @@ func TestWorstIDsAlertsReachKafka(t *testing.T) {
 		if err != nil {
 			t.Fatalf("record %d/%d is no CloudEvent: %v", m.Partition, m.Offset, err)
 		}
-		if pk, _ := e.Extensions()[event.PartitionKey].(string); string(m.Key) != pk {
+		if pk, _ := e.Extensions()[cloudevent.PartitionKey].(string); string(m.Key) != pk {
 			t.Errorf("record key %q, partitionkey %q", m.Key, pk)
 		}
 		// The record carries the subject exactly; the SDK's binary reader

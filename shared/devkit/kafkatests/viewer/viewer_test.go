@@ -21,12 +21,13 @@ import (
 	ce "github.com/cloudevents/sdk-go/v2/event"
 
 	"github.com/fintrans/fintrans/shared/app"
+	"github.com/fintrans/fintrans/shared/codec/cloudevent"
 	"github.com/fintrans/fintrans/shared/config"
 	"github.com/fintrans/fintrans/shared/devkit/embeddedkafka"
-	"github.com/fintrans/fintrans/shared/event"
 	"github.com/fintrans/fintrans/shared/kafka"
 	"github.com/fintrans/fintrans/shared/money"
 	"github.com/fintrans/fintrans/shared/sink"
+	"github.com/fintrans/fintrans/shared/transfer"
 	"github.com/fintrans/fintrans/shared/viewer"
 )
 
@@ -70,7 +71,7 @@ func newRig(t *testing.T, logFormat string) *rig {
 		t.Fatal(err)
 	}
 	t.Cleanup(k.Close)
-	kc, err := kafka.Config("test", "")
+	kc, err := kafka.Config("test", "", kafka.Security{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,22 +87,22 @@ func newRig(t *testing.T, logFormat string) *rig {
 	t.Cleanup(func() { raw.Close() })
 	cfg := config.Default()
 	cfg.LogFormat = logFormat
-	vc, err := kafka.Config("viewer", "")
+	vc, err := kafka.Config("viewer", "", kafka.Security{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	r := &rig{k: k, kc: kc, alerts: s, raw: raw, cfg: cfg, out: &syncBuffer{}, logs: &syncBuffer{}}
-	r.v = viewer.New(cfg, k.Brokers, vc, r.out, slog.New(slog.NewTextHandler(r.logs, nil)))
+	r.v = viewer.New(viewerConfig(cfg, k.Brokers), vc, r.out, slog.New(slog.NewTextHandler(r.logs, nil)))
 	t.Cleanup(func() { r.v.Close() })
 	r.handler = &viewer.Handler{Viewer: r.v}
 	return r
 }
 
-func (r *rig) send(t *testing.T, alerts ...event.Alert) {
+func (r *rig) send(t *testing.T, alerts ...transfer.Alert) {
 	t.Helper()
 	evs := make([]ce.Event, len(alerts))
 	for i, a := range alerts {
-		evs[i] = a.CloudEvent()
+		evs[i] = cloudevent.Alert(a)
 	}
 	if err := r.alerts.Send(context.Background(), evs); err != nil {
 		t.Fatal(err)
@@ -125,13 +126,13 @@ func (r *rig) drain(t *testing.T) (int, time.Duration) {
 
 var base = time.Date(2017, 7, 23, 1, 0, 0, 0, time.UTC)
 
-func alert(from, to string, start time.Time, amounts ...money.Cents) event.Alert {
-	a := event.Alert{From: from, To: to, WindowStart: start, WindowEnd: start.Add(10 * time.Minute),
+func alert(from, to string, start time.Time, amounts ...money.Cents) transfer.Alert {
+	a := transfer.Alert{From: from, To: to, WindowStart: start, WindowEnd: start.Add(10 * time.Minute),
 		Threshold: 10000_00, Count: len(amounts)}
 	for i, m := range amounts {
 		ts := start.Add(time.Duration(i+1) * time.Minute)
 		a.Total += m
-		a.Transactions = append(a.Transactions, event.AlertTransfer{ID: from + "-" + to + "-" + string(rune('a'+i)), Time: ts, Amount: m})
+		a.Transactions = append(a.Transactions, transfer.AlertTransfer{ID: from + "-" + to + "-" + string(rune('a'+i)), Time: ts, Amount: m})
 		a.Time = ts
 	}
 	return a
@@ -240,9 +241,9 @@ func TestDrainCommitsForANewViewer(t *testing.T) {
 
 	// A new viewer (a restart: empty memory) in the same group starts after
 	// the committed offsets.
-	vc, _ := kafka.Config("viewer", "")
+	vc, _ := kafka.Config("viewer", "", kafka.Security{})
 	out := &syncBuffer{}
-	v2 := viewer.New(r.cfg, r.k.Brokers, vc, out, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	v2 := viewer.New(viewerConfig(r.cfg, r.k.Brokers), vc, out, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	defer v2.Close()
 	r.send(t, alert("3", "4", base, 6000_00, 5000_00))
 	start := time.Now()
@@ -267,7 +268,7 @@ func TestDrainEmptyTopicIsQuick(t *testing.T) {
 
 func TestConcurrentDrains(t *testing.T) {
 	r := newRig(t, "text")
-	var as []event.Alert
+	var as []transfer.Alert
 	for i := range 20 {
 		as = append(as, alert("a", "b", base.Add(time.Duration(i)*2*time.Minute), 6000_00, 5000_00))
 	}
@@ -404,10 +405,10 @@ func TestHandler(t *testing.T) {
 
 func TestHandlerKafkaDown(t *testing.T) {
 	cfg := config.Default()
-	vc, _ := kafka.Config("viewer", "")
+	vc, _ := kafka.Config("viewer", "", kafka.Security{})
 	vc.Metadata.Retry.Max = 0
 	vc.Net.DialTimeout = 200 * time.Millisecond
-	v := viewer.New(cfg, []string{"127.0.0.1:1"}, vc, io.Discard, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	v := viewer.New(viewerConfig(cfg, []string{"127.0.0.1:1"}), vc, io.Discard, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	defer v.Close()
 	rec := httptest.NewRecorder()
 	(&viewer.Handler{Viewer: v}).ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/", nil))
@@ -438,7 +439,7 @@ func TestQuote(t *testing.T) {
 
 func TestWiring(t *testing.T) {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	if _, err := app.NewViewerFrom(context.Background(), config.Default(), log, nil); err == nil {
+	if _, err := app.New(context.Background(), "viewer", config.Default(), log); err == nil {
 		t.Error("viewer without KAFKA_BROKERS: no error")
 	}
 	r := newRig(t, "text")
@@ -447,7 +448,7 @@ func TestWiring(t *testing.T) {
 	cfg.KafkaBrokers = r.k.Brokers
 	cfg.ViewerGroup = "other-viewer"
 	out := &syncBuffer{}
-	v, err := app.NewViewerFrom(context.Background(), cfg, log, out)
+	v, err := app.New(context.Background(), "viewer", cfg, log, app.WithOutput(out))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -486,7 +487,7 @@ func TestViewerTokenProtectsAlertData(t *testing.T) {
 		t.Fatal(err)
 	}
 	logs := &syncBuffer{}
-	v, err := app.NewViewerFrom(context.Background(), cfg, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})), io.Discard)
+	v, err := app.New(context.Background(), "viewer", cfg, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})), app.WithOutput(io.Discard))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -554,4 +555,9 @@ func TestViewerTokenProtectsAlertData(t *testing.T) {
 	if rec.Code != 200 || !strings.Contains(rec.Body.String(), "acct-66") {
 		t.Errorf("no token: %d %s", rec.Code, rec.Body)
 	}
+}
+
+// viewerConfig is the viewer's part of cfg, reading brokers.
+func viewerConfig(cfg config.Config, brokers []string) viewer.Config {
+	return viewer.Config{Brokers: brokers, Topic: cfg.FraudTopic, Group: cfg.ViewerGroup, JSON: cfg.LogFormat == "json"}
 }

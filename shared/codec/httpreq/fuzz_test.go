@@ -1,19 +1,21 @@
-package event_test
+package httpreq_test
 
 import (
 	"net/http"
 	"strings"
 	"testing"
 
-	"github.com/fintrans/fintrans/shared/event"
+	"github.com/fintrans/fintrans/shared/codec/cloudevent"
+	"github.com/fintrans/fintrans/shared/codec/httpreq"
+	"github.com/fintrans/fintrans/shared/transfer"
 )
 
 // checkItems holds for every decoded item: a refusal is a one-line input
 // error, and an accepted transfer is valid.
-func checkItems(t *testing.T, items []event.Item) {
+func checkItems(t *testing.T, items []transfer.Item) {
 	for _, it := range items {
 		if it.Err != nil {
-			if !event.IsInputError(it.Err) || strings.Contains(it.Err.Error(), "\n") {
+			if !transfer.IsInputError(it.Err) || strings.Contains(it.Err.Error(), "\n") {
 				t.Fatalf("refusal is not a one-line input error: %q", it.Err)
 			}
 			continue
@@ -25,12 +27,12 @@ func checkItems(t *testing.T, items []event.Item) {
 }
 
 func FuzzFromHTTP(f *testing.F) {
-	f.Add("application/json", event.TransactionType, "2017-07-23T01:06:47Z", []byte(`{"from":"66","to":"26","amount":7810.25}`))
+	f.Add("application/json", cloudevent.TransactionType, "2017-07-23T01:06:47Z", []byte(`{"from":"66","to":"26","amount":7810.25}`))
 	f.Add("application/cloudevents+json", "", "", []byte(`{"specversion":"1.0","type":"io.fintrans.transaction","id":"t3","source":"/s","time":"2017-07-23T01:06:47Z","data":{"from":"66","to":"26","amount":"1"}}`))
-	f.Add(event.BatchContentType, "", "", []byte(`[{"specversion":"1.0","type":"dev.knative.kafka.event","id":"k","source":"/k","data":"2017-07-23T01:06:47Z;1;2;3"}]`))
+	f.Add(httpreq.BatchContentType, "", "", []byte(`[{"specversion":"1.0","type":"dev.knative.kafka.event","id":"k","source":"/k","data":"2017-07-23T01:06:47Z;1;2;3"}]`))
 	f.Add("text/plain", "", "", []byte("2017-07-23T01:06:47Z;66;26;7810\nSunday, 23-Jul-17 01:06:47 UTC;1;2;0.01"))
 	f.Add("", "dev.knative.kafka.event", "", []byte("2017-07-23T01:06:47Z;66;26;7810"))
-	f.Add("application/json", event.TransactionType, "2017-07-23T01:06:47Z", []byte(`{"from":"a","to":"b","amount":1,"amount":2}`))
+	f.Add("application/json", cloudevent.TransactionType, "2017-07-23T01:06:47Z", []byte(`{"from":"a","to":"b","amount":1,"amount":2}`))
 	f.Add("text/plain", "", "", []byte("2017-07-23T01:06:47Z;a;b;1\n2017-07-23T01:06:47Z;a;b;1"))
 	f.Fuzz(func(t *testing.T, contentType, ceType, ceTime string, body []byte) {
 		h := http.Header{}
@@ -46,8 +48,8 @@ func FuzzFromHTTP(f *testing.F) {
 				h.Set("Ce-Time", ceTime)
 			}
 		}
-		req, err := event.FromHTTP(h, body, 50)
-		if err != nil && (!event.IsInputError(err) || strings.Contains(err.Error(), "\n")) {
+		req, err := fromHTTP(h, body, 50)
+		if err != nil && (!transfer.IsInputError(err) || strings.Contains(err.Error(), "\n")) {
 			t.Fatalf("request refusal is not a one-line input error: %q", err)
 		}
 		if len(req.Items) > 50 {
@@ -58,7 +60,7 @@ func FuzzFromHTTP(f *testing.F) {
 		// separate transfers), and the same body gives the same ids again.
 		seen := map[string]bool{}
 		for _, it := range req.Items {
-			if it.Err != nil || it.Transfer.Source != event.HTTPLineSource {
+			if it.Err != nil || it.Transfer.Source != httpreq.LineSource {
 				continue
 			}
 			if seen[it.Transfer.ID] {
@@ -66,45 +68,11 @@ func FuzzFromHTTP(f *testing.F) {
 			}
 			seen[it.Transfer.ID] = true
 		}
-		again, _ := event.FromHTTP(h, body, 50)
+		again, _ := fromHTTP(h, body, 50)
 		for i := range req.Items {
 			if i < len(again.Items) && req.Items[i].Transfer.ID != again.Items[i].Transfer.ID {
 				t.Fatalf("item %d: id %q, then %q for the same body", i, req.Items[i].Transfer.ID, again.Items[i].Transfer.ID)
 			}
-		}
-	})
-}
-
-func FuzzParseLine(f *testing.F) {
-	for _, s := range []string{"2017-07-23T01:06:47Z;66;26;7810", "Sunday, 23-Jul-17 01:06:47 UTC;66;26;7810.5",
-		"2017-07-23T01:06:47.123456789+02:00;a;b;0.01", ";;;", "x;y"} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, line string) {
-		tr, err := event.ParseLine(line)
-		if err != nil {
-			if !event.IsInputError(err) {
-				t.Fatalf("not an input error: %v", err)
-			}
-			return
-		}
-		if tr.Amount <= 0 || tr.Time.IsZero() {
-			t.Fatalf("accepted %q as %+v", line, tr)
-		}
-	})
-}
-
-func FuzzParseTime(f *testing.F) {
-	for _, s := range []string{"2017-07-23T01:06:47Z", "Sunday, 23-Jul-17 01:06:47 UTC", "9999-12-31T23:59:59Z", "1970-01-01T00:00:00Z", "0001-01-01T00:00:00Z"} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, s string) {
-		tm, err := event.ParseTime(s)
-		if err != nil {
-			return
-		}
-		if tm.Before(event.MinTime) || tm.After(event.MaxTime) {
-			t.Fatalf("accepted %q as %s, outside the supported range", s, tm)
 		}
 	})
 }

@@ -1,4 +1,4 @@
-package event
+package cloudevent
 
 import (
 	"bytes"
@@ -7,6 +7,8 @@ import (
 	"strings"
 	"unicode/utf16"
 	"unicode/utf8"
+
+	"github.com/fintrans/fintrans/shared/transfer"
 )
 
 // checkStrictJSON refuses what encoding/json would silently repair or
@@ -140,7 +142,7 @@ func checkDuplicateKeys(b []byte) error {
 				if name != key {
 					return bad("data has the key %q twice (as %q): duplicate keys are refused", name, key)
 				}
-				return bad("data has the key %q twice: duplicate keys are refused", clip(key))
+				return bad("data has the key %q twice: duplicate keys are refused", transfer.Clip(key))
 			}
 			stack[n-1].keys[name] = struct{}{}
 			stack[n-1].wantKey = false

@@ -1,16 +1,13 @@
-package event
+package kafkarecord
 
 import (
-	"context"
 	"fmt"
-	"io"
-	"net/http"
-	"strings"
 	"testing"
 
 	"github.com/IBM/sarama"
 	"github.com/cloudevents/sdk-go/protocol/kafka_sarama/v2"
-	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
+
+	"github.com/fintrans/fintrans/shared/codec/cloudevent"
 )
 
 // record is a binary-mode CloudEvent record with the given headers (name,
@@ -26,7 +23,7 @@ func record(value string, headers ...string) *sarama.ConsumerMessage {
 // generatorHeaders are the headers of a record as the generator writes it.
 func generatorHeaders(replace ...string) []string {
 	h := map[string]string{
-		"ce_specversion": "1.0", "ce_type": TransactionType, "ce_id": "tx-1", "ce_source": GeneratorSource,
+		"ce_specversion": "1.0", "ce_type": cloudevent.TransactionType, "ce_id": "tx-1", "ce_source": cloudevent.GeneratorSource,
 		"ce_time": "2026-11-25T10:00:00.123Z", "content-type": "application/json", "ce_partitionkey": "66:26",
 	}
 	for i := 0; i+1 < len(replace); i += 2 {
@@ -43,7 +40,7 @@ func generatorHeaders(replace ...string) []string {
 	return out
 }
 
-// The fast path of FromKafka must answer exactly as decoding the record into
+// The fast path of Decode must answer exactly as decoding the record into
 // an event.Event through the SDK does, for every record, and must be the
 // path the generator's records take.
 func TestFromKafkaFastPathMatchesSDKDecoding(t *testing.T) {
@@ -74,79 +71,29 @@ func TestFromKafkaFastPathMatchesSDKDecoding(t *testing.T) {
 		{"bad time", record(data, generatorHeaders("ce_time", "yesterday")...), false, false},
 		{"bad content type", record(data, generatorHeaders("content-type", "application/json; ;")...), false, false},
 		{"subject", record(data, generatorHeaders("ce_subject", "s")...), false, true},
-		{"blank subject", record(data, generatorHeaders("ce_subject", " ")...), false, true}, // the SDK accepts it: so does FromKafka
+		{"blank subject", record(data, generatorHeaders("ce_subject", " ")...), false, true}, // the SDK accepts it: so does Decode
 		{"other extension", record(data, generatorHeaders("ce_traceparent", "00-x")...), false, true},
 		{"invalid extension name", record(data, generatorHeaders("ce_Bad-Name", "x")...), false, false},
 		{"unknown spec version", record(data, generatorHeaders("ce_specversion", "9.9")...), false, false},
 		{"structured", record(`{"specversion":"1.0","id":"s1","source":"/s","type":"io.fintrans.transaction","time":"2026-11-25T10:00:00Z","data":`+data+`}`,
-			"content-type", StructuredContentType), false, true},
+			"content-type", "application/cloudevents+json"), false, true},
 		{"plain seed line", record("2017-07-23T01:06:47Z;66;26;7810"), false, true},
 		{"garbage", record("garbage"), false, false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			m := kafka_sarama.NewMessageFromConsumerMessage(tc.cm)
-			var w binaryAttrs
-			fast := m.ReadBinary(context.Background(), &w) == nil && w.plain()
+			var d Decoder
+			_, fast := d.ce.FastBinary(kafka_sarama.NewMessageFromConsumerMessage(tc.cm))
 			if fast != tc.fast {
 				t.Errorf("fast path taken: %v, want %v", fast, tc.fast)
 			}
-			got := FromKafka(tc.cm)
-			want := fromRecord(tc.cm.Topic, "3", "99", kafka_sarama.NewMessageFromConsumerMessage(tc.cm))
+			got := d.Decode(tc.cm)
+			want := FromMessage(tc.cm.Topic, "3", "99", kafka_sarama.NewMessageFromConsumerMessage(tc.cm))
 			if fmt.Sprint(got) != fmt.Sprint(want) {
-				t.Errorf("FromKafka gives\n  %+v\nthe SDK's decoding gives\n  %+v", got, want)
+				t.Errorf("Decode gives\n  %+v\nthe SDK's decoding gives\n  %+v", got, want)
 			}
 			if (got.Err == nil) != tc.valid {
 				t.Errorf("valid %v, want %v: %+v", got.Err == nil, tc.valid, got)
-			}
-		})
-	}
-}
-
-// The same holds for binary-mode HTTP requests (Knative, curl): FromHTTP's
-// fast path answers exactly as binding.ToEvent then FromCloudEvent do.
-func TestFromHTTPFastPathMatchesSDKDecoding(t *testing.T) {
-	const data = `{"from":"66","to":"26","amount":"7810.25"}`
-	hdr := func(replace ...string) http.Header {
-		h := http.Header{}
-		kv := generatorHeaders(replace...)
-		for i := 0; i+1 < len(kv); i += 2 {
-			name := kv[i]
-			if rest, ok := strings.CutPrefix(name, "ce_"); ok {
-				name = "Ce-" + rest
-			}
-			h.Set(name, kv[i+1])
-		}
-		return h
-	}
-	cases := []struct {
-		name string
-		h    http.Header
-		body string
-		fast bool
-	}{
-		{"generator event", hdr(), data, true},
-		{"knative kafka event", hdr("ce_type", "dev.knative.kafka.event", "content-type", "text/plain"), "2017-07-23T01:06:47Z;66;26;7810", true},
-		{"missing time", hdr("ce_time", "<none>"), data, true},
-		{"bad amount", hdr(), `{"from":"66","to":"26","amount":-1}`, true},
-		{"blank id", hdr("ce_id", " "), data, false},
-		{"bad time", hdr("ce_time", "2026-13-01T00:00:00Z"), data, false},
-		{"bad source", hdr("ce_source", "http://[::1"), data, false},
-		{"traceparent extension", hdr("ce_traceparent", "00-abc"), data, false},
-		{"knative arrival time", hdr("ce_knativearrivaltime", "2026-11-25T10:00:00Z"), data, false},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			var w binaryAttrs
-			m := cehttp.NewMessage(tc.h, io.NopCloser(strings.NewReader(tc.body)))
-			fast := m.ReadBinary(context.Background(), &w) == nil && w.plain()
-			if fast != tc.fast {
-				t.Errorf("fast path taken: %v, want %v", fast, tc.fast)
-			}
-			got, gerr := FromHTTP(tc.h, []byte(tc.body), 10)
-			want, werr := fromHTTPEvent(tc.h, []byte(tc.body))
-			if fmt.Sprint(got, gerr) != fmt.Sprint(want, werr) {
-				t.Errorf("FromHTTP gives\n  %+v %v\nthe SDK's decoding gives\n  %+v %v", got, gerr, want, werr)
 			}
 		})
 	}

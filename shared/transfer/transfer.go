@@ -1,28 +1,17 @@
-// Package event decodes transfers from every input form fintrans accepts
-// (CloudEvents over HTTP in binary, structured and batch mode, the seed's
-// line format, Kafka records, the OpenFaaS kafka-connector's requests) into
-// one validated Transfer, and encodes and decodes fraud alerts.
-package event
+// Package transfer is fintrans's domain: a money transfer, the fraud alert
+// it may fire, their ids and their validation. Plain types only: no
+// transport (HTTP, Kafka, CloudEvents) is known here; the codecs under
+// codec/ map each transport's form onto these types and back.
+package transfer
 
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 	"unicode/utf8"
 
 	"github.com/fintrans/fintrans/shared/money"
-)
-
-// CloudEvent types and sources of fintrans.
-const (
-	TransactionType = "io.fintrans.transaction"
-	FraudType       = "io.fintrans.fraud.detected"
-	GeneratorSource = "/fintrans/generator"
-	DetectSource    = "/fintrans/detect"
-	// HTTPLineSource is the source given to seed lines posted as a plain body.
-	HTTPLineSource = "/fintrans/http"
-	// PartitionKey is the CloudEvents extension that carries the pair.
-	PartitionKey = "partitionkey"
 )
 
 // Limits on what one transfer may hold.
@@ -40,12 +29,20 @@ var (
 
 // Transfer is one validated money transfer.
 type Transfer struct {
-	Source string      // CloudEvent source
-	ID     string      // CloudEvent id; (Source, ID) identifies the transfer
+	Source string      // where it came from (a CloudEvent's source)
+	ID     string      // its id there; (Source, ID) identifies the transfer
 	Time   time.Time   // event time, UTC
 	From   string      // account ids: 1..128 bytes of UTF-8, no control character
 	To     string      //
 	Amount money.Cents // > 0
+}
+
+// Item is one decoded element of a request or record: a transfer, or the
+// reason it was refused. Ref names it in answers (its id, or its position).
+type Item struct {
+	Ref      string
+	Transfer Transfer
+	Err      error
 }
 
 // InputError is a refusal of bad input: the client's fault, never retried.
@@ -53,7 +50,8 @@ type InputError struct{ Reason string }
 
 func (e *InputError) Error() string { return e.Reason }
 
-func bad(format string, args ...any) error {
+// Bad is an *InputError with a formatted reason.
+func Bad(format string, args ...any) error {
 	return &InputError{Reason: fmt.Sprintf(format, args...)}
 }
 
@@ -63,13 +61,24 @@ func IsInputError(err error) bool {
 	return errors.As(err, &ie)
 }
 
+// OneLine folds a message onto one line (reasons and answers are one line).
+func OneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
+
+// Clip shortens input quoted in a reason to 80 bytes.
+func Clip(s string) string {
+	if len(s) > 80 {
+		return s[:80] + "..."
+	}
+	return s
+}
+
 // Validate checks every field of t.
 func (t Transfer) Validate() error {
 	if t.Source == "" || len(t.Source) > MaxSourceBytes {
-		return bad("source must be 1 to %d bytes", MaxSourceBytes)
+		return Bad("source must be 1 to %d bytes", MaxSourceBytes)
 	}
 	if t.ID == "" || len(t.ID) > MaxIDBytes {
-		return bad("id must be 1 to %d bytes", MaxIDBytes)
+		return Bad("id must be 1 to %d bytes", MaxIDBytes)
 	}
 	if err := checkAccount("from", t.From); err != nil {
 		return err
@@ -78,16 +87,16 @@ func (t Transfer) Validate() error {
 		return err
 	}
 	if t.From == t.To {
-		return bad("from and to are the same account")
+		return Bad("from and to are the same account")
 	}
-	if err := checkTime(t.Time); err != nil {
+	if err := CheckTime(t.Time); err != nil {
 		return err
 	}
 	if t.Amount <= 0 {
-		return bad("%s", money.ErrNotPos)
+		return Bad("%s", money.ErrNotPos)
 	}
 	if t.Amount > money.Max {
-		return bad("%s", money.ErrTooLarge)
+		return Bad("%s", money.ErrTooLarge)
 	}
 	return nil
 }
@@ -98,15 +107,15 @@ func (t Transfer) Validate() error {
 func checkAccount(field, a string) error {
 	switch {
 	case a == "":
-		return bad("%s is missing or empty", field)
+		return Bad("%s is missing or empty", field)
 	case len(a) > MaxAccountBytes:
-		return bad("%s is longer than %d bytes", field, MaxAccountBytes)
+		return Bad("%s is longer than %d bytes", field, MaxAccountBytes)
 	case !utf8.ValidString(a):
-		return bad("%s is not valid UTF-8 (refused, never repaired)", field)
+		return Bad("%s is not valid UTF-8 (refused, never repaired)", field)
 	}
 	for i, r := range a {
 		if IsControl(r) {
-			return bad("%s holds the control character U+%04X at byte %d: account ids may not hold control characters", field, r, i)
+			return Bad("%s holds the control character U+%04X at byte %d: account ids may not hold control characters", field, r, i)
 		}
 	}
 	return nil
@@ -118,20 +127,18 @@ func IsControl(r rune) bool {
 	return r < 0x20 || (r >= 0x7f && r <= 0x9f)
 }
 
-func checkTime(t time.Time) error {
+// CheckTime refuses a missing time and one outside [MinTime, MaxTime].
+func CheckTime(t time.Time) error {
 	if t.IsZero() {
-		return bad("time is missing")
+		return Bad("time is missing")
 	}
 	if t.Before(MinTime) || t.After(MaxTime) {
-		return bad("time %s is outside 1970-01-01 to 9999-12-31", t.UTC().Format(time.RFC3339))
+		return Bad("time %s is outside 1970-01-01 to 9999-12-31", t.UTC().Format(time.RFC3339))
 	}
 	return nil
 }
 
-// PairKey is the partition key of a pair ("66->26"): it only has to send one
-// pair's events to one Kafka partition, so ids containing "->" may share a
-// partition with another pair, which costs nothing.
+// PairKey names a pair ("66->26"): the alert's subject, and the partition
+// key that sends one pair's events to one Kafka partition (ids containing
+// "->" may share a partition with another pair, which costs nothing).
 func PairKey(from, to string) string { return from + "->" + to }
-
-// Subject is the human form of a pair, the alert's subject.
-func Subject(from, to string) string { return from + "->" + to }

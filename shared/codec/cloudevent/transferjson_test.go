@@ -1,4 +1,4 @@
-package event
+package cloudevent
 
 import (
 	"bytes"
@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 	"unicode/utf8"
+
+	"github.com/fintrans/fintrans/shared/transfer"
 )
 
 // The fast reader of transfer data never disagrees with encoding/json: what
@@ -96,7 +98,7 @@ func FuzzTransferData(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		it := fromAttrs(attrs{id: "fuzz", source: "/fuzz", typ: TransactionType, time: tm, data: b})
 		if it.Err != nil {
-			if !IsInputError(it.Err) || strings.Contains(it.Err.Error(), "\n") {
+			if !transfer.IsInputError(it.Err) || strings.Contains(it.Err.Error(), "\n") {
 				t.Fatalf("%q: not a one-line input error: %v", b, it.Err)
 			}
 			return

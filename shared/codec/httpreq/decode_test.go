@@ -1,4 +1,4 @@
-package event_test
+package httpreq_test
 
 import (
 	"encoding/json"
@@ -10,9 +10,13 @@ import (
 
 	"github.com/IBM/sarama"
 
-	"github.com/fintrans/fintrans/shared/event"
-	"github.com/fintrans/fintrans/shared/event/eventtest"
+	"github.com/fintrans/fintrans/shared/codec/cloudevent"
+	"github.com/fintrans/fintrans/shared/codec/httpreq"
+	"github.com/fintrans/fintrans/shared/codec/kafkarecord"
+	"github.com/fintrans/fintrans/shared/codec/seedline"
 	"github.com/fintrans/fintrans/shared/money"
+	"github.com/fintrans/fintrans/shared/transfer"
+	"github.com/fintrans/fintrans/shared/transfer/transfertest"
 )
 
 func binaryHeaders(typ, id, tm string) http.Header {
@@ -35,7 +39,7 @@ func structured(ct string) http.Header {
 }
 
 func TestFromHTTPAcceptsEveryForm(t *testing.T) {
-	want := event.Transfer{Time: time.Date(2017, 7, 23, 1, 6, 47, 0, time.UTC), From: "66", To: "26", Amount: 781025}
+	want := transfer.Transfer{Time: time.Date(2017, 7, 23, 1, 6, 47, 0, time.UTC), From: "66", To: "26", Amount: 781025}
 	cases := []struct {
 		name   string
 		header http.Header
@@ -44,9 +48,9 @@ func TestFromHTTPAcceptsEveryForm(t *testing.T) {
 		id     string
 		amount money.Cents
 	}{
-		{"binary mode", binaryHeaders(event.TransactionType, "t1", "2017-07-23T01:06:47Z"),
+		{"binary mode", binaryHeaders(cloudevent.TransactionType, "t1", "2017-07-23T01:06:47Z"),
 			`{"from":"66","to":"26","amount":7810.25}`, "/test", "t1", 781025},
-		{"binary mode, amount as string, ids as integers", binaryHeaders(event.TransactionType, "t2", "2017-07-23T01:06:47Z"),
+		{"binary mode, amount as string, ids as integers", binaryHeaders(cloudevent.TransactionType, "t2", "2017-07-23T01:06:47Z"),
 			`{"from":66,"to":26,"amount":"7810.25"}`, "/test", "t2", 781025},
 		{"structured mode", structured("application/cloudevents+json"),
 			`{"specversion":"1.0","type":"io.fintrans.transaction","id":"t3","source":"/s","time":"2017-07-23T01:06:47Z","datacontenttype":"application/json","data":{"from":"66","to":"26","amount":7810.25}}`,
@@ -56,12 +60,12 @@ func TestFromHTTPAcceptsEveryForm(t *testing.T) {
 		{"seed line, RFC 850 time, in structured mode", structured("application/cloudevents+json"),
 			`{"specversion":"1.0","type":"dev.knative.kafka.event","id":"k2","source":"/k","data":"Sunday, 23-Jul-17 01:06:47 UTC;66;26;7810.25"}`,
 			"/k", "k2", 781025},
-		{"plain seed line", structured("text/plain"), "2017-07-23T01:06:47Z;66;26;7810\n", event.HTTPLineSource, "", 781000},
-		{"plain seed line, no content type", http.Header{}, "2017-07-23T01:06:47Z;66;26;7810", event.HTTPLineSource, "", 781000},
+		{"plain seed line", structured("text/plain"), "2017-07-23T01:06:47Z;66;26;7810\n", httpreq.LineSource, "", 781000},
+		{"plain seed line, no content type", http.Header{}, "2017-07-23T01:06:47Z;66;26;7810", httpreq.LineSource, "", 781000},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			req, err := event.FromHTTP(tc.header, []byte(tc.body), 100)
+			req, err := fromHTTP(tc.header, []byte(tc.body), 100)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -80,8 +84,8 @@ func TestFromHTTPAcceptsEveryForm(t *testing.T) {
 }
 
 func TestPlainLineIDIsStable(t *testing.T) {
-	a, _ := event.FromHTTP(http.Header{}, []byte("2017-07-23T01:06:47Z;66;26;7810"), 10)
-	b, _ := event.FromHTTP(http.Header{}, []byte(" 2017-07-23T01:06:47Z;66;26;7810 \n"), 10)
+	a, _ := fromHTTP(http.Header{}, []byte("2017-07-23T01:06:47Z;66;26;7810"), 10)
+	b, _ := fromHTTP(http.Header{}, []byte(" 2017-07-23T01:06:47Z;66;26;7810 \n"), 10)
 	if a.Items[0].Transfer.ID != b.Items[0].Transfer.ID {
 		t.Fatal("the same line posted twice must carry the same id")
 	}
@@ -93,14 +97,14 @@ func TestBatchDecodesEachEvent(t *testing.T) {
 	 {"specversion":"1.0","type":"io.fintrans.transaction","id":"b2","source":"/s","time":"2017-07-23T01:06:47Z","data":{"from":"1","to":"1","amount":1}},
 	 {"nonsense":true}
 	]`
-	req, err := event.FromHTTP(structured(event.BatchContentType), []byte(body), 100)
+	req, err := fromHTTP(structured(httpreq.BatchContentType), []byte(body), 100)
 	if err != nil || !req.Batch || len(req.Items) != 3 {
 		t.Fatalf("%v %+v", err, req)
 	}
 	if req.Items[0].Err != nil || req.Items[1].Err == nil || req.Items[2].Err == nil {
 		t.Fatalf("per-event errors wrong: %v / %v / %v", req.Items[0].Err, req.Items[1].Err, req.Items[2].Err)
 	}
-	if _, err := event.FromHTTP(structured(event.BatchContentType), []byte(`[`+strings.Repeat(`{},`, 5)+`{}]`), 3); err == nil {
+	if _, err := fromHTTP(structured(httpreq.BatchContentType), []byte(`[`+strings.Repeat(`{},`, 5)+`{}]`), 3); err == nil {
 		t.Fatal("a batch over MAX_BATCH must be refused")
 	}
 }
@@ -112,29 +116,29 @@ func TestBadInputIsRefusedWithAReason(t *testing.T) {
 		name, typ, tm, body, reason string
 		header                      http.Header
 	}{
-		{name: "missing time", typ: event.TransactionType, body: ok, reason: "time is missing"},
-		{name: "bad amount syntax", typ: event.TransactionType, tm: "2017-07-23T01:06:47Z", body: `{"from":"1","to":"2","amount":"ten"}`, reason: "amount"},
-		{name: "three fraction digits", typ: event.TransactionType, tm: "2017-07-23T01:06:47Z", body: `{"from":"1","to":"2","amount":1.001}`, reason: "two fraction"},
-		{name: "exponent", typ: event.TransactionType, tm: "2017-07-23T01:06:47Z", body: `{"from":"1","to":"2","amount":1e3}`, reason: "amount"},
-		{name: "negative", typ: event.TransactionType, tm: "2017-07-23T01:06:47Z", body: `{"from":"1","to":"2","amount":-5}`, reason: "amount"},
-		{name: "zero", typ: event.TransactionType, tm: "2017-07-23T01:06:47Z", body: `{"from":"1","to":"2","amount":0}`, reason: "greater than zero"},
-		{name: "too large", typ: event.TransactionType, tm: "2017-07-23T01:06:47Z", body: `{"from":"1","to":"2","amount":1000000000000}`, reason: "larger"},
-		{name: "same account", typ: event.TransactionType, tm: "2017-07-23T01:06:47Z", body: `{"from":"1","to":"1","amount":1}`, reason: "same account"},
-		{name: "missing to", typ: event.TransactionType, tm: "2017-07-23T01:06:47Z", body: `{"from":"1","amount":1}`, reason: "to is missing"},
-		{name: "empty from", typ: event.TransactionType, tm: "2017-07-23T01:06:47Z", body: `{"from":"","to":"2","amount":1}`, reason: "from is missing or empty"},
-		{name: "account too long", typ: event.TransactionType, tm: "2017-07-23T01:06:47Z", body: `{"from":"` + long + `","to":"2","amount":1}`, reason: "longer than 128"},
-		{name: "account as float", typ: event.TransactionType, tm: "2017-07-23T01:06:47Z", body: `{"from":1.5,"to":"2","amount":1}`, reason: "data is not a transfer"},
-		{name: "data not JSON", typ: event.TransactionType, tm: "2017-07-23T01:06:47Z", body: `hello`, reason: "data is not a transfer"},
+		{name: "missing time", typ: cloudevent.TransactionType, body: ok, reason: "time is missing"},
+		{name: "bad amount syntax", typ: cloudevent.TransactionType, tm: "2017-07-23T01:06:47Z", body: `{"from":"1","to":"2","amount":"ten"}`, reason: "amount"},
+		{name: "three fraction digits", typ: cloudevent.TransactionType, tm: "2017-07-23T01:06:47Z", body: `{"from":"1","to":"2","amount":1.001}`, reason: "two fraction"},
+		{name: "exponent", typ: cloudevent.TransactionType, tm: "2017-07-23T01:06:47Z", body: `{"from":"1","to":"2","amount":1e3}`, reason: "amount"},
+		{name: "negative", typ: cloudevent.TransactionType, tm: "2017-07-23T01:06:47Z", body: `{"from":"1","to":"2","amount":-5}`, reason: "amount"},
+		{name: "zero", typ: cloudevent.TransactionType, tm: "2017-07-23T01:06:47Z", body: `{"from":"1","to":"2","amount":0}`, reason: "greater than zero"},
+		{name: "too large", typ: cloudevent.TransactionType, tm: "2017-07-23T01:06:47Z", body: `{"from":"1","to":"2","amount":1000000000000}`, reason: "larger"},
+		{name: "same account", typ: cloudevent.TransactionType, tm: "2017-07-23T01:06:47Z", body: `{"from":"1","to":"1","amount":1}`, reason: "same account"},
+		{name: "missing to", typ: cloudevent.TransactionType, tm: "2017-07-23T01:06:47Z", body: `{"from":"1","amount":1}`, reason: "to is missing"},
+		{name: "empty from", typ: cloudevent.TransactionType, tm: "2017-07-23T01:06:47Z", body: `{"from":"","to":"2","amount":1}`, reason: "from is missing or empty"},
+		{name: "account too long", typ: cloudevent.TransactionType, tm: "2017-07-23T01:06:47Z", body: `{"from":"` + long + `","to":"2","amount":1}`, reason: "longer than 128"},
+		{name: "account as float", typ: cloudevent.TransactionType, tm: "2017-07-23T01:06:47Z", body: `{"from":1.5,"to":"2","amount":1}`, reason: "data is not a transfer"},
+		{name: "data not JSON", typ: cloudevent.TransactionType, tm: "2017-07-23T01:06:47Z", body: `hello`, reason: "data is not a transfer"},
 		{name: "wrong type, no line", typ: "com.example.other", tm: "2017-07-23T01:06:47Z", body: ok, reason: "is not io.fintrans.transaction"},
-		{name: "time before 1970", typ: event.TransactionType, tm: "1969-12-31T23:59:59Z", body: ok, reason: "outside"},
+		{name: "time before 1970", typ: cloudevent.TransactionType, tm: "1969-12-31T23:59:59Z", body: ok, reason: "outside"},
 		{name: "bad line time", typ: "dev.knative.kafka.event", body: "yesterday;1;2;3", reason: "neither RFC 3339"},
 		{name: "line with five fields", typ: "dev.knative.kafka.event", body: "2017-07-23T01:06:47Z;1;2;3;4", reason: "time;from;to;amount"},
 		{name: "malformed structured event", header: structured("application/cloudevents+json"), body: `{"specversion":"1.0"`, reason: "malformed CloudEvent"},
 		{name: "structured event without id", header: structured("application/cloudevents+json"), body: `{"specversion":"1.0","type":"io.fintrans.transaction","source":"/s","time":"2017-07-23T01:06:47Z","data":{"from":"1","to":"2","amount":1}}`, reason: "CloudEvent"},
 		{name: "unsupported content type", header: structured("application/xml"), body: `<x/>`, reason: "unsupported content type"},
 		{name: "empty body", header: http.Header{}, body: "", reason: "empty body"},
-		{name: "empty batch", header: structured(event.BatchContentType), body: `[]`, reason: "batch is empty"},
-		{name: "batch not an array", header: structured(event.BatchContentType), body: `{}`, reason: "not a JSON array"},
+		{name: "empty batch", header: structured(httpreq.BatchContentType), body: `[]`, reason: "batch is empty"},
+		{name: "batch not an array", header: structured(httpreq.BatchContentType), body: `{}`, reason: "not a JSON array"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -142,14 +146,14 @@ func TestBadInputIsRefusedWithAReason(t *testing.T) {
 			if h == nil {
 				h = binaryHeaders(tc.typ, "x1", tc.tm)
 			}
-			req, err := event.FromHTTP(h, []byte(tc.body), 100)
+			req, err := fromHTTP(h, []byte(tc.body), 100)
 			if err == nil && len(req.Items) == 1 {
 				err = req.Items[0].Err
 			}
 			if err == nil {
 				t.Fatalf("accepted: %+v", req)
 			}
-			if !event.IsInputError(err) {
+			if !transfer.IsInputError(err) {
 				t.Errorf("not an input error: %T", err)
 			}
 			if !strings.Contains(err.Error(), tc.reason) || strings.Contains(err.Error(), "\n") {
@@ -163,21 +167,21 @@ func TestFromKafka(t *testing.T) {
 	// A binary-mode CloudEvent record.
 	cm := &sarama.ConsumerMessage{Topic: "transactions", Partition: 2, Offset: 7,
 		Headers: []*sarama.RecordHeader{
-			{Key: []byte("ce_specversion"), Value: []byte("1.0")}, {Key: []byte("ce_type"), Value: []byte(event.TransactionType)},
+			{Key: []byte("ce_specversion"), Value: []byte("1.0")}, {Key: []byte("ce_type"), Value: []byte(cloudevent.TransactionType)},
 			{Key: []byte("ce_id"), Value: []byte("k-1")}, {Key: []byte("ce_source"), Value: []byte("/g")},
 			{Key: []byte("ce_time"), Value: []byte("2017-07-23T01:06:47Z")}, {Key: []byte("content-type"), Value: []byte("application/json")},
 		},
 		Value: []byte(`{"from":"66","to":"26","amount":7810}`)}
-	it := event.FromKafka(cm)
+	it := fromKafka(cm)
 	if it.Err != nil || it.Transfer.ID != "k-1" || it.Transfer.Amount != 781000 {
 		t.Fatalf("%+v", it)
 	}
 	// A plain seed line record: id from its coordinates.
-	it = event.FromKafka(&sarama.ConsumerMessage{Topic: "transactions", Partition: 1, Offset: 42, Value: []byte("2017-07-23T01:06:47Z;66;26;7810")})
+	it = fromKafka(&sarama.ConsumerMessage{Topic: "transactions", Partition: 1, Offset: 42, Value: []byte("2017-07-23T01:06:47Z;66;26;7810")})
 	if it.Err != nil || it.Transfer.Source != "kafka://transactions" || it.Transfer.ID != "1/42" {
 		t.Fatalf("%+v", it)
 	}
-	it = event.FromKafka(&sarama.ConsumerMessage{Topic: "transactions", Value: []byte("garbage")})
+	it = fromKafka(&sarama.ConsumerMessage{Topic: "transactions", Value: []byte("garbage")})
 	if it.Err == nil || it.Ref != "transactions/0/0" {
 		t.Fatalf("garbage accepted: %+v", it)
 	}
@@ -190,12 +194,12 @@ func TestFromConnector(t *testing.T) {
 	h.Set("X-Kafka-Partition", "0")
 	h.Set("X-Kafka-Offset", "9")
 	h.Set("X-Kafka-Ce_specversion", "1.0")
-	h.Set("X-Kafka-Ce_type", event.TransactionType)
+	h.Set("X-Kafka-Ce_type", cloudevent.TransactionType)
 	h.Set("X-Kafka-Ce_id", "c-1")
 	h.Set("X-Kafka-Ce_source", "/g")
 	h.Set("X-Kafka-Ce_time", "2017-07-23T01:06:47Z")
 	h.Set("X-Kafka-Content-Type", "application/json")
-	req, err := event.FromHTTP(h, []byte(`{"from":"66","to":"26","amount":1}`), 10)
+	req, err := fromHTTP(h, []byte(`{"from":"66","to":"26","amount":1}`), 10)
 	if err != nil || req.Items[0].Transfer.ID != "c-1" {
 		t.Fatalf("%v %+v", err, req)
 	}
@@ -203,33 +207,33 @@ func TestFromConnector(t *testing.T) {
 	h.Set("X-Topic", "transactions")
 	h.Set("X-Kafka-Partition", "3")
 	h.Set("X-Kafka-Offset", "11")
-	req, err = event.FromHTTP(h, []byte("2017-07-23T01:06:47Z;66;26;7810"), 10)
+	req, err = fromHTTP(h, []byte("2017-07-23T01:06:47Z;66;26;7810"), 10)
 	if err != nil || req.Items[0].Transfer.ID != "3/11" {
 		t.Fatalf("%v %+v", err, req)
 	}
 }
 
 func TestAlertRoundTrip(t *testing.T) {
-	a := event.Alert{From: "a:b", To: "{c}", WindowStart: time.Unix(1500000000, 0), WindowEnd: time.Unix(1500000600, 0),
+	a := transfer.Alert{From: "a:b", To: "{c}", WindowStart: time.Unix(1500000000, 0), WindowEnd: time.Unix(1500000600, 0),
 		Total: 1000001, Threshold: 1000000, Count: 2, Time: time.Unix(1500000100, 0),
-		Transactions: []event.AlertTransfer{{ID: "x", Time: time.Unix(1500000001, 0), Amount: 5}}}
-	e := a.CloudEvent()
-	if e.Type() != event.FraudType || e.Source() != event.DetectSource || e.Subject() != "a:b->{c}" || e.ID() != a.ID() {
+		Transactions: []transfer.AlertTransfer{{ID: "x", Time: time.Unix(1500000001, 0), Amount: 5}}}
+	e := cloudevent.Alert(a)
+	if e.Type() != cloudevent.FraudType || e.Source() != cloudevent.DetectSource || e.Subject() != "a:b->{c}" || e.ID() != a.ID() {
 		t.Fatalf("%v", e)
 	}
 	if !strings.Contains(string(e.Data()), `"total":10000.01`) {
 		t.Errorf("total not a two-decimal number: %s", e.Data())
 	}
-	b, err := event.AlertFromCloudEvent(e)
+	b, err := cloudevent.ToAlert(e)
 	if err != nil || b.Total != a.Total || b.ID() != a.ID() || len(b.Transactions) != 1 {
 		t.Fatalf("%v %+v", err, b)
 	}
 	// Ids differ by pair and window, never by accident of concatenation.
-	if event.AlertID("ab", "c", a.WindowStart) == event.AlertID("a", "bc", a.WindowStart) {
+	if transfer.AlertID("ab", "c", a.WindowStart) == transfer.AlertID("a", "bc", a.WindowStart) {
 		t.Fatal("alert ids collide")
 	}
-	var ie *event.InputError
-	if _, err := event.AlertFromCloudEvent(event.Alert{}.CloudEvent()); !errors.As(err, &ie) {
+	var ie *transfer.InputError
+	if _, err := cloudevent.ToAlert(cloudevent.Alert(transfer.Alert{})); !errors.As(err, &ie) {
 		t.Fatalf("empty alert accepted: %v", err)
 	}
 }
@@ -265,43 +269,43 @@ var hostileData = []struct {
 func TestHostileDataIsRefusedOnEveryPath(t *testing.T) {
 	for _, tc := range hostileData {
 		t.Run(tc.name, func(t *testing.T) {
-			check := func(path string, it event.Item) {
+			check := func(path string, it transfer.Item) {
 				t.Helper()
 				if it.Err == nil {
 					t.Fatalf("%s: accepted as %+v", path, it.Transfer)
 				}
-				if !event.IsInputError(it.Err) || !strings.Contains(it.Err.Error(), tc.reason) || strings.Contains(it.Err.Error(), "\n") {
+				if !transfer.IsInputError(it.Err) || !strings.Contains(it.Err.Error(), tc.reason) || strings.Contains(it.Err.Error(), "\n") {
 					t.Errorf("%s: reason %q does not say %q on one line", path, it.Err, tc.reason)
 				}
 			}
 			one := func(path string, h http.Header, body string) {
 				t.Helper()
-				req, err := event.FromHTTP(h, []byte(body), 10)
+				req, err := fromHTTP(h, []byte(body), 10)
 				if len(req.Items) != 1 {
 					t.Fatalf("%s: %v %+v", path, err, req)
 				}
 				check(path, req.Items[0])
 			}
-			one("binary", binaryHeaders(event.TransactionType, "h1", "2017-07-23T01:06:47Z"), tc.data)
+			one("binary", binaryHeaders(cloudevent.TransactionType, "h1", "2017-07-23T01:06:47Z"), tc.data)
 			// An extension the fast binary path does not know sends it the full way.
-			full := binaryHeaders(event.TransactionType, "h1", "2017-07-23T01:06:47Z")
+			full := binaryHeaders(cloudevent.TransactionType, "h1", "2017-07-23T01:06:47Z")
 			full.Set("Ce-Other", "x")
 			one("binary, full decoding", full, tc.data)
 			env := `{"specversion":"1.0","type":"io.fintrans.transaction","id":"h2","source":"/s","time":"2017-07-23T01:06:47Z","datacontenttype":"application/json","data":` + tc.data + `}`
-			one("structured", structured(event.StructuredContentType), env)
-			req, err := event.FromHTTP(structured(event.BatchContentType), []byte("["+env+"]"), 10)
+			one("structured", structured(httpreq.StructuredContentType), env)
+			req, err := fromHTTP(structured(httpreq.BatchContentType), []byte("["+env+"]"), 10)
 			if err != nil || len(req.Items) != 1 {
 				t.Fatalf("batch: %v %+v", err, req)
 			}
 			check("batch", req.Items[0])
 			cm := &sarama.ConsumerMessage{Topic: "transactions", Value: []byte(tc.data), Headers: []*sarama.RecordHeader{
-				{Key: []byte("ce_specversion"), Value: []byte("1.0")}, {Key: []byte("ce_type"), Value: []byte(event.TransactionType)},
+				{Key: []byte("ce_specversion"), Value: []byte("1.0")}, {Key: []byte("ce_type"), Value: []byte(cloudevent.TransactionType)},
 				{Key: []byte("ce_id"), Value: []byte("k")}, {Key: []byte("ce_source"), Value: []byte("/g")},
 				{Key: []byte("ce_time"), Value: []byte("2017-07-23T01:06:47Z")}, {Key: []byte("content-type"), Value: []byte("application/json")}}}
-			check("kafka record", event.FromKafka(cm))
+			check("kafka record", fromKafka(cm))
 			h := http.Header{}
 			for k, v := range map[string]string{"X-Topic": "transactions", "X-Kafka-Partition": "0", "X-Kafka-Offset": "1",
-				"X-Kafka-Ce_specversion": "1.0", "X-Kafka-Ce_type": event.TransactionType, "X-Kafka-Ce_id": "c",
+				"X-Kafka-Ce_specversion": "1.0", "X-Kafka-Ce_type": cloudevent.TransactionType, "X-Kafka-Ce_id": "c",
 				"X-Kafka-Ce_source": "/g", "X-Kafka-Ce_time": "2017-07-23T01:06:47Z", "X-Kafka-Content-Type": "application/json"} {
 				h.Set(k, v)
 			}
@@ -324,21 +328,21 @@ func TestHostileSeedLinesAreRefused(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			check := func(path string, it event.Item) {
+			check := func(path string, it transfer.Item) {
 				t.Helper()
 				if it.Err == nil || !strings.Contains(it.Err.Error(), tc.reason) || strings.Contains(it.Err.Error(), "\n") {
 					t.Errorf("%s: %+v: the reason does not say %q on one line", path, it, tc.reason)
 				}
 			}
 			if tc.line != "" {
-				req, _ := event.FromHTTP(structured("text/plain"), []byte(tc.line), 10)
+				req, _ := fromHTTP(structured("text/plain"), []byte(tc.line), 10)
 				check("plain body", req.Items[0])
-				req, _ = event.FromHTTP(binaryHeaders("dev.knative.kafka.event", "k", ""), []byte(tc.line), 10)
+				req, _ = fromHTTP(binaryHeaders("dev.knative.kafka.event", "k", ""), []byte(tc.line), 10)
 				check("knative kafka event, raw", req.Items[0])
-				check("kafka record", event.FromKafka(&sarama.ConsumerMessage{Topic: "transactions", Value: []byte(tc.line)}))
+				check("kafka record", fromKafka(&sarama.ConsumerMessage{Topic: "transactions", Value: []byte(tc.line)}))
 			}
 			env := `{"specversion":"1.0","type":"dev.knative.kafka.event","id":"q","source":"/k","data":` + tc.quoted + `}`
-			req, _ := event.FromHTTP(structured(event.StructuredContentType), []byte(env), 10)
+			req, _ := fromHTTP(structured(httpreq.StructuredContentType), []byte(env), 10)
 			check("knative kafka event, JSON string", req.Items[0])
 		})
 	}
@@ -346,17 +350,17 @@ func TestHostileSeedLinesAreRefused(t *testing.T) {
 
 // The ids an account may hold are accepted as they are, never altered.
 func TestOddButAllowedAccountIDsAreKept(t *testing.T) {
-	for _, id := range eventtest.WorstAccountIDs() {
+	for _, id := range transfertest.WorstAccountIDs() {
 		body, _ := json.Marshal(map[string]any{"from": id, "to": "x", "amount": 1})
-		req, err := event.FromHTTP(binaryHeaders(event.TransactionType, "w", "2017-07-23T01:06:47Z"), body, 10)
+		req, err := fromHTTP(binaryHeaders(cloudevent.TransactionType, "w", "2017-07-23T01:06:47Z"), body, 10)
 		if err != nil || req.Items[0].Transfer.From != id {
 			t.Errorf("%q: %v %+v", id, err, req)
 		}
 		line := "2017-07-23T01:06:47Z;" + id + ";x;1"
-		if strings.Contains(id, ";") || event.TrimLine(id) != id {
+		if strings.Contains(id, ";") || seedline.Trim(id) != id {
 			continue // not expressible as a seed line field
 		}
-		req, err = event.FromHTTP(structured("text/plain"), []byte(line), 10)
+		req, err = fromHTTP(structured("text/plain"), []byte(line), 10)
 		if err != nil || req.Items[0].Transfer.From != id {
 			t.Errorf("line %q: %v %+v", line, err, req)
 		}
@@ -367,7 +371,7 @@ func TestOddButAllowedAccountIDsAreKept(t *testing.T) {
 // posted again carries the same ids.
 func TestIdenticalSeedLinesAreSeparateTransfers(t *testing.T) {
 	body := "2017-07-23T01:06:47Z;66;26;7810\n2017-07-23T01:06:47Z;66;26;7810\n2017-07-23T01:07:00Z;66;26;1\n 2017-07-23T01:06:47Z;66;26;7810 \n"
-	a, err := event.FromHTTP(structured("text/plain"), []byte(body), 10)
+	a, err := fromHTTP(structured("text/plain"), []byte(body), 10)
 	if err != nil || len(a.Items) != 4 {
 		t.Fatalf("%v %+v", err, a)
 	}
@@ -381,15 +385,27 @@ func TestIdenticalSeedLinesAreSeparateTransfers(t *testing.T) {
 	if len(ids) != 4 {
 		t.Fatalf("ids %v: identical lines collapsed", ids)
 	}
-	b, _ := event.FromHTTP(structured("text/plain"), []byte(body), 10)
+	b, _ := fromHTTP(structured("text/plain"), []byte(body), 10)
 	for i := range a.Items {
 		if a.Items[i].Transfer.ID != b.Items[i].Transfer.ID {
 			t.Fatalf("line %d: the same body carries id %s then %s", i+1, a.Items[i].Transfer.ID, b.Items[i].Transfer.ID)
 		}
 	}
 	// The first occurrence keeps the id a single line gets.
-	single, _ := event.FromHTTP(structured("text/plain"), []byte("2017-07-23T01:06:47Z;66;26;7810"), 10)
-	if single.Items[0].Transfer.ID != a.Items[0].Transfer.ID || a.Items[1].Transfer.ID != event.LineID("2017-07-23T01:06:47Z;66;26;7810", 2) {
+	single, _ := fromHTTP(structured("text/plain"), []byte("2017-07-23T01:06:47Z;66;26;7810"), 10)
+	if single.Items[0].Transfer.ID != a.Items[0].Transfer.ID || a.Items[1].Transfer.ID != seedline.ID("2017-07-23T01:06:47Z;66;26;7810", 2) {
 		t.Fatalf("ids %s %s %s", single.Items[0].Transfer.ID, a.Items[0].Transfer.ID, a.Items[1].Transfer.ID)
 	}
+}
+
+// fromHTTP decodes a request as detect does, with MAX_BATCH maxBatch.
+func fromHTTP(h http.Header, body []byte, maxBatch int) (httpreq.Request, error) {
+	var d httpreq.Decoder
+	return d.Decode(h, body, maxBatch)
+}
+
+// fromKafka decodes a record as the consumer does.
+func fromKafka(cm *sarama.ConsumerMessage) transfer.Item {
+	var d kafkarecord.Decoder
+	return d.Decode(cm)
 }

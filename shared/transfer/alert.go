@@ -1,20 +1,18 @@
-package event
+package transfer
 
 import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"time"
-
-	ce "github.com/cloudevents/sdk-go/v2/event"
 
 	"github.com/fintrans/fintrans/shared/money"
 )
 
 // Alert is a fraud alert: the total moved from one account to another inside
-// one window went over the threshold.
+// one window went over the threshold. The JSON tags are the alert event's
+// data (SPEC section 2).
 type Alert struct {
 	From         string          `json:"from"`
 	To           string          `json:"to"`
@@ -27,7 +25,7 @@ type Alert struct {
 	Truncated    bool            `json:"truncated"`
 
 	// Time is when the transfer that crossed the threshold happened; it is
-	// the CloudEvent's time, not part of the data.
+	// the event's time, not part of the data.
 	Time time.Time `json:"-"`
 }
 
@@ -54,54 +52,12 @@ func AlertID(from, to string, windowStart time.Time) string {
 	return "fraud-" + hex.EncodeToString(h.Sum(nil)[:16])
 }
 
-// ID is the alert's CloudEvent id.
+// ID is the alert's id.
 func (a Alert) ID() string { return AlertID(a.From, a.To, a.WindowStart) }
-
-// CloudEvent builds the io.fintrans.fraud.detected event of the alert.
-func (a Alert) CloudEvent() ce.Event {
-	e := ce.New(ce.CloudEventsVersionV1)
-	e.SetID(a.ID())
-	e.SetType(FraudType)
-	e.SetSource(DetectSource)
-	e.SetTime(a.Time.UTC())
-	// Set the subject as it is: SetSubject trims white space, and account
-	// ids may begin or end with characters Unicode counts as space (U+00A0,
-	// U+2028), which would make the subject name another pair.
-	subject := Subject(a.From, a.To)
-	if ec, ok := e.Context.(*ce.EventContextV1); ok {
-		ec.Subject = &subject
-	} else {
-		e.SetSubject(subject)
-	}
-	e.SetExtension(PartitionKey, PairKey(a.From, a.To))
-	a.WindowStart, a.WindowEnd = a.WindowStart.UTC(), a.WindowEnd.UTC()
-	if a.Transactions == nil {
-		a.Transactions = []AlertTransfer{}
-	}
-	// Marshalling this struct cannot fail.
-	_ = e.SetData(ce.ApplicationJSON, a)
-	return e
-}
-
-// AlertFromCloudEvent reads an alert back (the viewer's side).
-func AlertFromCloudEvent(e ce.Event) (Alert, error) {
-	if e.Type() != FraudType {
-		return Alert{}, bad("event type %q is not %s", e.Type(), FraudType)
-	}
-	var a Alert
-	if err := json.Unmarshal(e.Data(), &a); err != nil {
-		return Alert{}, bad("fraud event %s has malformed data: %s", e.ID(), oneLine(err))
-	}
-	if a.From == "" || a.To == "" || a.WindowStart.IsZero() {
-		return Alert{}, bad("fraud event %s lacks from, to or windowStart", e.ID())
-	}
-	a.Time = e.Time()
-	return a, nil
-}
 
 // String is a one-line summary for logs.
 func (a Alert) String() string {
 	return fmt.Sprintf("%s [%s, %s) total %s > %s in %d transfers",
-		Subject(a.From, a.To), a.WindowStart.Format(time.RFC3339), a.WindowEnd.Format(time.RFC3339),
+		PairKey(a.From, a.To), a.WindowStart.Format(time.RFC3339), a.WindowEnd.Format(time.RFC3339),
 		a.Total, a.Threshold, a.Count)
 }

@@ -1,6 +1,6 @@
-// Package eventtest holds test data about events shared by the tests of
-// several packages.
-package eventtest
+// Package transfertest is test tooling (no product code imports it): test
+// data about transfers shared by the tests of several packages.
+package transfertest
 
 import "strings"
 

@@ -1,4 +1,4 @@
-package event
+package cloudevent
 
 import (
 	"unicode/utf8"
