@@ -3,14 +3,11 @@ package viewer
 import (
 	"crypto/sha256"
 	"crypto/subtle"
-	"html/template"
 	"io"
 	"net/http"
 	"strconv"
 	"strings"
-	"time"
 
-	"github.com/fintrans/fintrans/shared/event"
 	"github.com/fintrans/fintrans/shared/server"
 )
 
@@ -20,8 +17,9 @@ import (
 //     answers 200 {"printed": n}, or 503 with a one-line JSON reason when
 //     Kafka failed;
 //   - GET answers the most recent alerts as JSON {"alerts": [...]}, newest
-//     first, or as a small HTML page when the Accept header prefers
-//     text/html;
+//     first, or as the live page (page.go) when the Accept header prefers
+//     text/html; GET ?events=1 is the page's stream of new alerts (sse.go)
+//     and GET ?asset=live.js|live.css its script and style;
 //   - any other method gets 405 (Allow: GET, POST).
 type Handler struct {
 	Viewer *Viewer
@@ -80,21 +78,24 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		server.JSON(w, http.StatusOK, DrainAnswer{Printed: n})
 	case http.MethodGet, http.MethodHead:
+		if name := r.URL.Query().Get(assetParam); name != "" {
+			serveAsset(w, name) // the page's script and style: no alert data
+			return
+		}
 		if !h.authorized(r) {
 			w.Header().Set("WWW-Authenticate", `Basic realm="`+Realm+`", charset="UTF-8"`)
 			server.Error(w, http.StatusUnauthorized, "credentials required: send Authorization: Bearer <VIEWER_TOKEN>, or HTTP Basic with the token as password")
 			return
 		}
-		recent := h.Viewer.Recent()
-		if prefersHTML(r.Header.Get("Accept")) {
-			w.Header().Set("Content-Type", "text/html; charset=utf-8")
-			w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'")
-			w.Header().Set("X-Content-Type-Options", "nosniff")
-			if err := page.Execute(w, pageData{Alerts: recent, Now: time.Now().UTC()}); err != nil {
-				h.Viewer.log.Warn("viewer: rendering the page failed", "err", err)
-			}
+		if wantsEvents(r) {
+			h.serveEvents(w, r)
 			return
 		}
+		if prefersHTML(r.Header.Get("Accept")) {
+			h.servePage(w, r)
+			return
+		}
+		recent := h.Viewer.Recent()
 		ans := RecentAnswer{Alerts: make([]jsonAlert, len(recent))}
 		for i, p := range recent {
 			ans.Alerts[i] = jsonOf(p.ID, p.Alert)
@@ -161,43 +162,3 @@ func quality(accept, typ, sub string) (q float64, exact bool) {
 	}
 	return q, best == 2
 }
-
-type pageData struct {
-	Alerts []Printed
-	Now    time.Time
-}
-
-var page = template.Must(template.New("viewer").Funcs(template.FuncMap{
-	"stamp": stamp,
-	"more": func(a event.Alert) int {
-		return a.Count - len(a.Transactions)
-	},
-}).Parse(`<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<title>fintrans: detected fraud</title>
-<style>
-body { font-family: system-ui, sans-serif; margin: 2em; }
-table { border-collapse: collapse; margin-bottom: 1.5em; }
-td, th { border: 1px solid #ccc; padding: .25em .5em; text-align: left; }
-code { white-space: pre-wrap; word-break: break-all; }
-</style>
-</head>
-<body>
-<h1>Detected fraud</h1>
-<p>The {{len .Alerts}} most recent alerts printed by this viewer, newest first ({{stamp .Now}}).</p>
-{{range .Alerts}}
-<h2><code>{{.Alert.From}}</code> &rarr; <code>{{.Alert.To}}</code>: {{.Alert.Total}} &gt; {{.Alert.Threshold}}</h2>
-<p>Window {{stamp .Alert.WindowStart}} to {{stamp .Alert.WindowEnd}}, {{.Alert.Count}} transfers, alert id <code>{{.ID}}</code>.</p>
-<table>
-<tr><th>time</th><th>amount</th><th>id</th></tr>
-{{range .Alert.Transactions}}<tr><td>{{stamp .Time}}</td><td>{{.Amount}}</td><td><code>{{.ID}}</code></td></tr>
-{{end}}{{with more .Alert}}{{if gt . 0}}<tr><td colspan="3">... and {{.}} more</td></tr>{{end}}{{end}}
-</table>
-{{else}}
-<p>No alert yet.</p>
-{{end}}
-</body>
-</html>
-`))
