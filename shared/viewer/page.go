@@ -20,7 +20,7 @@ import (
 // only that script, that style sheet and the event stream, all from this
 // origin: nothing inline runs.
 
-//go:embed assets/live.js assets/live.css
+//go:embed assets/live.js assets/live.css assets/favicon.svg
 var assets embed.FS
 
 // PageCSP is the live page's Content-Security-Policy.
@@ -35,8 +35,9 @@ const (
 )
 
 var assetTypes = map[string]string{
-	"live.js":  "text/javascript; charset=utf-8",
-	"live.css": "text/css; charset=utf-8",
+	"live.js":     "text/javascript; charset=utf-8",
+	"live.css":    "text/css; charset=utf-8",
+	"favicon.svg": "image/svg+xml",
 }
 
 // serveAsset serves an embedded file (no alert data: no token needed).
@@ -141,6 +142,7 @@ var page = template.Must(template.New("viewer").Funcs(template.FuncMap{
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>fintrans: detected fraud</title>
+<link rel="icon" href="?asset=favicon.svg" type="image/svg+xml">
 <link rel="stylesheet" href="?asset=live.css">
 <script src="?asset=live.js" defer></script>
 </head>
