@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"strconv"
+	"time"
 
 	"github.com/fintrans/fintrans/shared/app"
 	"github.com/fintrans/fintrans/shared/config"
@@ -60,7 +62,20 @@ func replayCmd(ctx context.Context, cfg config.Config, log *slog.Logger, args []
 	}
 	defer rdb.Close()
 	d := &detect.Detector{Store: st, Sink: sink.Func(nil), Log: log, Redis: rdb, MaxClockSkew: cfg.MaxClockSkew}
-	sum, err := replay.Run(ctx, d, in, "file://"+name, os.Stdout, os.Stderr, 500)
-	fmt.Fprintln(os.Stderr, sum)
+	// Progress (lines, rate, share of the file) on stderr when it is a
+	// terminal; the summary always.
+	var size int64
+	if st, err := in.Stat(); err == nil && st.Mode().IsRegular() {
+		size = st.Size()
+	}
+	var status io.Writer
+	if isTerminal(os.Stderr) {
+		status = os.Stderr
+	}
+	prog := replay.NewProgress(in, size, status, 500*time.Millisecond)
+	sum, err := replay.Run(ctx, d, prog, "file://"+name, os.Stdout, os.Stderr, 500)
+	prog.Stop()
+	elapsed := prog.Elapsed()
+	fmt.Fprintf(os.Stderr, "%s in %s (%.0f lines/s)\n", sum, elapsed.Round(time.Millisecond), float64(sum.Lines)/max(elapsed.Seconds(), 1e-3))
 	return err
 }
