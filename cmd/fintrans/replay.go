@@ -4,12 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
+	"time"
 
 	"github.com/fintrans/fintrans/shared/app"
 	"github.com/fintrans/fintrans/shared/config"
 	"github.com/fintrans/fintrans/shared/embedded"
+	"github.com/fintrans/fintrans/shared/replay"
 )
 
 // replayCmd runs a file (or stdin) of transfers through detect. With no
@@ -33,7 +36,20 @@ func replayCmd(ctx context.Context, cfg config.Config, log *slog.Logger, args []
 		return err
 	}
 	defer stop()
-	sum, err := app.Replay(ctx, cfg, log, in, "file://"+name, os.Stdout, os.Stderr)
-	fmt.Fprintln(os.Stderr, sum)
+	// Progress (lines, rate, share of the file) on stderr when it is a
+	// terminal; the summary always.
+	var size int64
+	if st, err := in.Stat(); err == nil && st.Mode().IsRegular() {
+		size = st.Size()
+	}
+	var status io.Writer
+	if isTerminal(os.Stderr) {
+		status = os.Stderr
+	}
+	prog := replay.NewProgress(in, size, status, 500*time.Millisecond)
+	sum, err := app.Replay(ctx, cfg, log, prog, "file://"+name, os.Stdout, os.Stderr)
+	prog.Stop()
+	elapsed := prog.Elapsed()
+	fmt.Fprintf(os.Stderr, "%s in %s (%.0f lines/s)\n", sum, elapsed.Round(time.Millisecond), float64(sum.Lines)/max(elapsed.Seconds(), 1e-3))
 	return err
 }

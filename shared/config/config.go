@@ -75,17 +75,33 @@ type Config struct {
 	LogLevel  string // LOG_LEVEL: debug, info, warn, error
 
 	// Generator
-	GeneratorAccounts  int         // GENERATOR_ACCOUNTS (10)
+	GeneratorProfile   string      // GENERATOR_PROFILE: realistic (default) or seed; sets the defaults of the two below
+	GeneratorAccounts  int         // GENERATOR_ACCOUNTS (realistic 1000, seed 10)
 	GeneratorTransfers int         // GENERATOR_TRANSFERS per tick (100)
 	GeneratorMinAmount money.Cents // GENERATOR_MIN_AMOUNT (1)
 	GeneratorMaxAmount money.Cents // GENERATOR_MAX_AMOUNT (10000)
-	GeneratorFraudRate float64     // GENERATOR_FRAUD_RATE: share of transfers that belong to injected structuring episodes (0.05)
+	GeneratorFraudRate float64     // GENERATOR_FRAUD_RATE: share of transfers that belong to injected structuring episodes (realistic 0.01, seed 0.05)
 	GeneratorFormat    string      // GENERATOR_FORMAT: cloudevents or line
 
 	// Local schedules (robfig/cron specs) for `fintrans run`
 	GeneratorSchedule string // GENERATOR_SCHEDULE (@every 1s)
 	ViewerSchedule    string // VIEWER_SCHEDULE (@every 2s)
 }
+
+// The generator's traffic profiles (GENERATOR_PROFILE) and the defaults each
+// gives GENERATOR_ACCOUNTS and GENERATOR_FRAUD_RATE.
+const (
+	// ProfileRealistic: accounts paying a few regular payees everyday
+	// amounts (most small, rare large ones), plus injected structuring.
+	ProfileRealistic = "realistic"
+	// ProfileSeed: the seed's generator (uniform pairs and amounts).
+	ProfileSeed = "seed"
+
+	RealisticAccounts  = 1000
+	RealisticFraudRate = 0.01
+	SeedAccounts       = 10
+	SeedFraudRate      = 0.05
+)
 
 // ViewerTokenPlaceholder is the token of the Secret in knative/: refused,
 // so that the alert data is never served under a token anyone can read.
@@ -119,11 +135,12 @@ func Default() Config {
 		HTTPIdleTimeout:       2 * time.Minute,
 		LogFormat:             "text",
 		LogLevel:              "info",
-		GeneratorAccounts:     10,
+		GeneratorProfile:      ProfileRealistic,
+		GeneratorAccounts:     RealisticAccounts,
 		GeneratorTransfers:    100,
 		GeneratorMinAmount:    money.Cents(1_00),
 		GeneratorMaxAmount:    money.Cents(10000_00),
-		GeneratorFraudRate:    0.05,
+		GeneratorFraudRate:    RealisticFraudRate,
 		GeneratorFormat:       "cloudevents",
 		GeneratorSchedule:     "@every 1s",
 		ViewerSchedule:        "@every 2s",
@@ -228,6 +245,10 @@ func FromLookup(lookup func(string) (string, bool)) (Config, error) {
 	c.LogFormat = r.oneOf("LOG_FORMAT", c.LogFormat, "text", "json")
 	c.LogLevel = r.oneOf("LOG_LEVEL", c.LogLevel, "debug", "info", "warn", "error")
 
+	c.GeneratorProfile = r.oneOf("GENERATOR_PROFILE", c.GeneratorProfile, ProfileRealistic, ProfileSeed)
+	if c.GeneratorProfile == ProfileSeed {
+		c.GeneratorAccounts, c.GeneratorFraudRate = SeedAccounts, SeedFraudRate
+	}
 	c.GeneratorAccounts = r.integer("GENERATOR_ACCOUNTS", c.GeneratorAccounts, 2, 1_000_000_000)
 	c.GeneratorTransfers = r.integer("GENERATOR_TRANSFERS", c.GeneratorTransfers, 1, 1_000_000)
 	c.GeneratorMinAmount = r.cents("GENERATOR_MIN_AMOUNT", c.GeneratorMinAmount)

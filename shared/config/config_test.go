@@ -17,9 +17,32 @@ func TestDefaults(t *testing.T) {
 	}
 	if c.Threshold != 10000_00 || c.WindowSize != 10*time.Minute || c.WindowSlide != 2*time.Minute ||
 		c.AllowedLateness != time.Hour || c.FraudTopic != "fraud" || c.TransactionsTopic != "transactions" ||
-		c.DLQTopic != "transactions.dlq" || c.Port != 8080 || c.GeneratorAccounts != 10 || c.EmbeddedRedis != "auto" ||
-		c.RedisMinReplicas != -1 || c.RedisReplicaTimeout != time.Second {
+		c.DLQTopic != "transactions.dlq" || c.Port != 8080 || c.EmbeddedRedis != "auto" ||
+		c.RedisMinReplicas != -1 || c.RedisReplicaTimeout != time.Second || c.GeneratorProfile != "realistic" ||
+		c.GeneratorAccounts != 1000 || c.GeneratorFraudRate != 0.01 {
 		t.Fatalf("defaults: %+v", c)
+	}
+}
+
+// GENERATOR_PROFILE=seed brings back the seed's generator defaults; explicit
+// values win over either profile's.
+func TestGeneratorProfile(t *testing.T) {
+	c, err := config.FromMap(map[string]string{"GENERATOR_PROFILE": "Seed"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.GeneratorProfile != config.ProfileSeed || c.GeneratorAccounts != 10 || c.GeneratorFraudRate != 0.05 {
+		t.Fatalf("seed profile: %+v", c)
+	}
+	c, err = config.FromMap(map[string]string{"GENERATOR_PROFILE": "seed", "GENERATOR_ACCOUNTS": "50", "GENERATOR_FRAUD_RATE": "0.2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.GeneratorAccounts != 50 || c.GeneratorFraudRate != 0.2 {
+		t.Fatalf("explicit values under the seed profile: %+v", c)
+	}
+	if _, err := config.FromMap(map[string]string{"GENERATOR_PROFILE": "busy"}); err == nil || !strings.Contains(err.Error(), "GENERATOR_PROFILE") {
+		t.Fatalf("unknown profile: err %v", err)
 	}
 }
 

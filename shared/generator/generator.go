@@ -73,7 +73,13 @@ type Generator struct {
 
 	mu    sync.Mutex // guards rng and carry
 	rng   *rand.Rand
-	carry float64 // fraud transfers owed by earlier ticks (keeps the long-run share exact)
+	carry float64    // fraud transfers owed by earlier ticks (keeps the long-run share exact)
+	book  *payeeBook // each account's regular payees (realistic profile; nil for seed)
+
+	// Observe, when set (before the first Tick), is called with every batch
+	// the sink accepted: the local run scores its episodes against the
+	// alerts, whether the tick came from its cron or over HTTP.
+	Observe func(Produced)
 }
 
 // New makes a generator writing to out. rng drives every random choice (nil:
@@ -87,7 +93,11 @@ func New(cfg config.Config, out sink.Sink, rng *rand.Rand, now func() time.Time)
 	if now == nil {
 		now = time.Now
 	}
-	return &Generator{cfg: cfg, out: out, rng: rng, now: now, runID: uuid.NewString()}
+	g := &Generator{cfg: cfg, out: out, rng: rng, now: now, runID: uuid.NewString()}
+	if realistic(cfg) {
+		g.book = newPayeeBook(max(cfg.GeneratorAccounts, 2), rng)
+	}
+	return g
 }
 
 // Tick makes one batch of cfg.GeneratorTransfers transfers and sends it with
@@ -104,6 +114,9 @@ func (g *Generator) Tick(ctx context.Context) (Produced, error) {
 	}
 	p.Sent = len(events)
 	metrics.Generated.Add(float64(p.Sent))
+	if g.Observe != nil {
+		g.Observe(p)
+	}
 	return p, nil
 }
 
@@ -143,7 +156,7 @@ func (g *Generator) make() Produced {
 		}
 	}
 	for len(p.Transfers) < n {
-		from, to := g.pair()
+		from, to := g.everydayPair()
 		p.Transfers = append(p.Transfers, transfer.Transfer{
 			Source: cloudevent.GeneratorSource, ID: g.nextID(),
 			Time: now.Add(-g.jitter(MaxJitter)).Truncate(time.Second),
@@ -176,7 +189,11 @@ func (g *Generator) episode(size int, now time.Time) Episode {
 	// holds it leaves the most room before it.
 	anchor := now.Add(-g.jitter(MaxJitter)).Truncate(time.Second)
 	ws := window.FirstStart(anchor, g.cfg.WindowSize, g.cfg.WindowSlide)
-	earliest := anchor.Add(-EpisodeSpan + time.Second)
+	span := EpisodeSpan
+	if g.book != nil {
+		span = RealisticEpisodeSpan
+	}
+	earliest := anchor.Add(-span + time.Second)
 	if earliest.Before(ws) {
 		earliest = ws
 	}
@@ -219,9 +236,22 @@ func (g *Generator) pair() (string, string) {
 	return strconv.Itoa(from), strconv.Itoa(to)
 }
 
-// amount is uniform in [GeneratorMinAmount, GeneratorMaxAmount) (the minimum
-// when both are equal).
+// everydayPair is the pair of a transfer outside episodes: an account and
+// one of its regular payees (realistic), or any two accounts (seed).
+func (g *Generator) everydayPair() (string, string) {
+	if g.book != nil {
+		return g.book.pick(g.rng)
+	}
+	return g.pair()
+}
+
+// amount is an everyday amount: skewed (realistic), or uniform in
+// [GeneratorMinAmount, GeneratorMaxAmount) (seed; the minimum when both are
+// equal).
 func (g *Generator) amount() money.Cents {
+	if g.book != nil {
+		return realisticAmount(g.cfg, g.rng)
+	}
 	lo, hi := g.cfg.GeneratorMinAmount, g.cfg.GeneratorMaxAmount
 	if hi <= lo {
 		return lo
@@ -239,5 +269,5 @@ func (g *Generator) nextID() string {
 
 // String names the generator's run for logs.
 func (g *Generator) String() string {
-	return fmt.Sprintf("generator run %s (%d transfers a tick between %d accounts)", g.runID, g.cfg.GeneratorTransfers, g.cfg.GeneratorAccounts)
+	return fmt.Sprintf("generator run %s (%s profile, %d transfers a tick between %d accounts)", g.runID, g.cfg.GeneratorProfile, g.cfg.GeneratorTransfers, g.cfg.GeneratorAccounts)
 }

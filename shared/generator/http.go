@@ -16,12 +16,15 @@ type Answer struct {
 	Episodes int    `json:"episodes"`
 	Topic    string `json:"topic,omitempty"`
 	Sink     string `json:"sink,omitempty"`
+	// Injected lists the episodes of the batch (the ground truth: the
+	// alerts detect must raise), with their transfers' ids, times, amounts.
+	Injected []Episode `json:"injected"`
 }
 
 // Handler runs one Tick per POST: the cron tick of OpenFaaS's cron-connector
 // (an empty body) or of a Knative PingSource (a CloudEvent in binary or
 // structured mode). The body is read and ignored.
-//   - 200 {"produced": n, "episodes": k, "topic"|"sink": where};
+//   - 200 {"produced": n, "episodes": k, "topic"|"sink": where, "injected": [episodes]};
 //   - 503 with a one-line JSON reason when the sink failed;
 //   - 405 (Allow: POST) for any other method.
 type Handler struct {
@@ -53,7 +56,11 @@ func (h *Handler) Serve(ctx context.Context, r httpfn.Request) httpfn.Response {
 			"sending "+strconv.Itoa(len(p.Transfers))+" transfers failed: "+transfer.OneLine(err.Error()))
 	}
 	h.log().Debug("generator: batch sent", "transfers", p.Sent, "episodes", len(p.Episodes))
-	return httpfn.JSON(http.StatusOK, Answer{Produced: p.Sent, Episodes: len(p.Episodes), Topic: h.Topic, Sink: h.Sink})
+	injected := p.Episodes
+	if injected == nil {
+		injected = []Episode{}
+	}
+	return httpfn.JSON(http.StatusOK, Answer{Produced: p.Sent, Episodes: len(p.Episodes), Topic: h.Topic, Sink: h.Sink, Injected: injected})
 }
 
 func (h *Handler) log() *slog.Logger {

@@ -36,12 +36,20 @@ type Response struct {
 type Func struct {
 	Serve   func(ctx context.Context, r Request) Response
 	MaxBody int64
+	// Stream, when set, may take a request whole on a net/http server, for
+	// an answer written as it happens (the viewer's event stream); it
+	// reports whether it did. Where answers are buffered (the OpenFaaS
+	// template) Serve answers the same request at once instead.
+	Stream func(w http.ResponseWriter, r *http.Request) bool
 }
 
 // ServeHTTP reads the body (at most MaxBody bytes: beyond, BodyErr is an
 // *http.MaxBytesError and the connection is closed after the answer), runs
-// Serve and writes its answer.
+// Serve and writes its answer; or lets Stream take the request.
 func (f Func) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if f.Stream != nil && f.Stream(w, r) {
+		return
+	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, f.MaxBody))
 	res := f.Serve(r.Context(), Request{Method: r.Method, Header: r.Header, Query: r.URL.RawQuery, Body: body, BodyErr: err})
 	Write(w, res)

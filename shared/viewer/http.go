@@ -1,15 +1,13 @@
 package viewer
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
-	"html/template"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/fintrans/fintrans/shared/httpfn"
 	"github.com/fintrans/fintrans/shared/transfer"
@@ -21,8 +19,11 @@ import (
 //     answers 200 {"printed": n}, or 503 with a one-line JSON reason when
 //     Kafka failed;
 //   - GET answers the most recent alerts as JSON {"alerts": [...]}, newest
-//     first, or as a small HTML page when the Accept header prefers
-//     text/html;
+//     first, or as the live page (page.go) when the Accept header prefers
+//     text/html; GET ?events=1 is the page's stream of new alerts (sse.go:
+//     a stream that stays open on a net/http server, a batch of what is new
+//     and a retry hint where the answer is buffered, as on OpenFaaS) and
+//     GET ?asset=live.js|live.css its script and style;
 //   - any other method gets 405 (Allow: GET, POST).
 type Handler struct {
 	Viewer *Viewer
@@ -69,10 +70,23 @@ type RecentAnswer struct {
 const maxTickBody = 1 << 20
 
 // Func is the handler with its body limit.
-func (h *Handler) Func() httpfn.Func { return httpfn.Func{Serve: h.Serve, MaxBody: maxTickBody} }
+func (h *Handler) Func() httpfn.Func {
+	return httpfn.Func{Serve: h.Serve, MaxBody: maxTickBody, Stream: h.stream}
+}
 
 // ServeHTTP serves h.Func over net/http.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.Func().ServeHTTP(w, r) }
+
+// stream takes the page's event stream on a net/http server: it stays open
+// and is written as alerts arrive. Without the token it leaves the request
+// to Serve, which answers 401.
+func (h *Handler) stream(w http.ResponseWriter, r *http.Request) bool {
+	if (r.Method != http.MethodGet && r.Method != http.MethodHead) || !wantsEvents(r.URL.Query(), r.Header) || !h.authorized(r.Header) {
+		return false
+	}
+	h.serveEvents(w, r)
+	return true
+}
 
 // Serve drains on POST and lists the recent alerts on GET.
 func (h *Handler) Serve(ctx context.Context, r httpfn.Request) httpfn.Response {
@@ -86,22 +100,21 @@ func (h *Handler) Serve(ctx context.Context, r httpfn.Request) httpfn.Response {
 		}
 		return httpfn.JSON(http.StatusOK, DrainAnswer{Printed: n})
 	case http.MethodGet, http.MethodHead:
+		query, _ := url.ParseQuery(r.Query)
+		if name := query.Get(assetParam); name != "" {
+			return assetResponse(name) // the page's script and style: no alert data
+		}
 		if !h.authorized(r.Header) {
 			return httpfn.ErrorWith(http.StatusUnauthorized, http.Header{"Www-Authenticate": {`Basic realm="` + Realm + `", charset="UTF-8"`}},
 				"credentials required: send Authorization: Bearer <VIEWER_TOKEN>, or HTTP Basic with the token as password")
 		}
-		recent := h.Viewer.Recent()
-		if prefersHTML(r.Header.Get("Accept")) {
-			var b bytes.Buffer
-			if err := page.Execute(&b, pageData{Alerts: recent, Now: time.Now().UTC()}); err != nil {
-				h.Viewer.log.Warn("viewer: rendering the page failed", "err", err)
-			}
-			return httpfn.Response{Status: http.StatusOK, Body: b.Bytes(), Header: http.Header{
-				"Content-Type":            {"text/html; charset=utf-8"},
-				"Content-Security-Policy": {"default-src 'none'; style-src 'unsafe-inline'"},
-				"X-Content-Type-Options":  {"nosniff"},
-			}}
+		if wantsEvents(query, r.Header) {
+			return h.eventsSince(query, r.Header)
 		}
+		if prefersHTML(r.Header.Get("Accept")) {
+			return h.pageResponse(query.Get("account"))
+		}
+		recent := h.Viewer.Recent()
 		ans := RecentAnswer{Alerts: make([]jsonAlert, len(recent))}
 		for i, p := range recent {
 			ans.Alerts[i] = jsonOf(p.ID, p.Alert)
@@ -166,43 +179,3 @@ func quality(accept, typ, sub string) (q float64, exact bool) {
 	}
 	return q, best == 2
 }
-
-type pageData struct {
-	Alerts []Printed
-	Now    time.Time
-}
-
-var page = template.Must(template.New("viewer").Funcs(template.FuncMap{
-	"stamp": stamp,
-	"more": func(a transfer.Alert) int {
-		return a.Count - len(a.Transactions)
-	},
-}).Parse(`<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<title>fintrans: detected fraud</title>
-<style>
-body { font-family: system-ui, sans-serif; margin: 2em; }
-table { border-collapse: collapse; margin-bottom: 1.5em; }
-td, th { border: 1px solid #ccc; padding: .25em .5em; text-align: left; }
-code { white-space: pre-wrap; word-break: break-all; }
-</style>
-</head>
-<body>
-<h1>Detected fraud</h1>
-<p>The {{len .Alerts}} most recent alerts printed by this viewer, newest first ({{stamp .Now}}).</p>
-{{range .Alerts}}
-<h2><code>{{.Alert.From}}</code> &rarr; <code>{{.Alert.To}}</code>: {{.Alert.Total}} &gt; {{.Alert.Threshold}}</h2>
-<p>Window {{stamp .Alert.WindowStart}} to {{stamp .Alert.WindowEnd}}, {{.Alert.Count}} transfers, alert id <code>{{.ID}}</code>.</p>
-<table>
-<tr><th>time</th><th>amount</th><th>id</th></tr>
-{{range .Alert.Transactions}}<tr><td>{{stamp .Time}}</td><td>{{.Amount}}</td><td><code>{{.ID}}</code></td></tr>
-{{end}}{{with more .Alert}}{{if gt . 0}}<tr><td colspan="3">... and {{.}} more</td></tr>{{end}}{{end}}
-</table>
-{{else}}
-<p>No alert yet.</p>
-{{end}}
-</body>
-</html>
-`))

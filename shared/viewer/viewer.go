@@ -39,6 +39,7 @@ type Printed struct {
 	ID        string
 	Alert     transfer.Alert
 	PrintedAt time.Time
+	Seq       uint64 // 1 for the first alert this viewer printed, then 2, ...
 }
 
 // Viewer drains the fraud topic. Drain is safe for concurrent use (calls
@@ -58,10 +59,16 @@ type Viewer struct {
 	client sarama.Client
 	group  sarama.ConsumerGroup
 
-	outMu  sync.Mutex // guards out, seen and recent (claims print concurrently)
+	outMu  sync.Mutex // guards out, seen, recent and live (claims print concurrently)
 	seen   *lru
 	recent []Printed // ring, oldest first once full
 	next   int
+	live   live // sequence numbers, counts and wake-ups of the live page
+
+	// OnPrint, when set (before the first Drain), is called with every
+	// alert printed, in order (the local run scores them against the
+	// generator's episodes). It must not call the Viewer.
+	OnPrint func(Printed)
 }
 
 // Config is what a viewer reads and how it prints.
@@ -352,6 +359,10 @@ func (v *Viewer) print(id string, a transfer.Alert) bool {
 	}
 	metrics.Printed.Inc()
 	p := Printed{ID: id, Alert: a, PrintedAt: time.Now().UTC()}
+	v.live.printed(&p)
+	if v.OnPrint != nil {
+		v.OnPrint(p)
+	}
 	if len(v.recent) < DefaultRecentSize {
 		v.recent = append(v.recent, p)
 	} else {

@@ -52,6 +52,8 @@ type Pipeline struct {
 	Detect    *app.Function // consume: detect fed by the consumer group, and its handler
 	Generator *app.Function
 	Viewer    *app.Function
+	// Truth scores the viewer's alerts against the generator's episodes.
+	Truth *generator.Truth
 
 	log      *slog.Logger
 	opts     Options
@@ -133,6 +135,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, opts Option
 		return p, err
 	}
 	p.closers = append(p.closers, p.Viewer.Close)
+	p.scoreEpisodes()
 
 	// HTTP: the same paths as the OpenFaaS gateway.
 	mux := server.Mux(nil, p.Detect.Ready)
@@ -145,6 +148,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, opts Option
 	}
 	p.Addr = ln.Addr().String()
 	srv := server.NewHTTPServer(mux, server.TimeoutsFrom(cfg))
+	srv.RegisterOnShutdown(p.Viewer.Viewer.StopLive) // browsers' live streams end at once
 	p.wg.Add(1)
 	go func() {
 		defer p.wg.Done()
@@ -229,9 +233,9 @@ func (p *Pipeline) status(ctx context.Context) {
 		case now := <-t.C:
 			produced, processed := p.produced.Load(), p.Consumer.Processed.Load()
 			secs := now.Sub(last).Seconds()
-			fmt.Fprintf(p.opts.Status, "status: produced %d (%.0f/s), processed %d (%.0f/s), alerts %d, printed %d, dead-lettered %d\n",
+			fmt.Fprintf(p.opts.Status, "status: produced %d (%.0f/s), processed %d (%.0f/s), alerts %d, printed %d, dead-lettered %d, %s\n",
 				produced, float64(produced-lastProduced)/secs, processed, float64(processed-lastProcessed)/secs,
-				p.Consumer.Alerts.Load(), p.printed.Load(), p.Consumer.DeadLettered.Load())
+				p.Consumer.Alerts.Load(), p.printed.Load(), p.Consumer.DeadLettered.Load(), p.Truth.Score(now))
 			lastProduced, lastProcessed, last = produced, processed, now
 		}
 	}

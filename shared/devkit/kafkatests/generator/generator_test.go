@@ -155,38 +155,49 @@ func TestEpisodes(t *testing.T) {
 		{"tumbling 1m", 500_00, time.Minute, time.Minute, 0.3, 100, 20, 0.25, 0.35},
 		{"tiny threshold", 2, 10 * time.Minute, 2 * time.Minute, 0.2, 30, 20, 0.15, 0.25},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			cfg := config.Default()
-			cfg.Threshold, cfg.WindowSize, cfg.WindowSlide = tc.threshold, tc.size, tc.slide
-			cfg.GeneratorFraudRate, cfg.GeneratorTransfers = tc.rate, tc.transfers
-			clock := now
-			g := generator.New(cfg, sink.Func(func(context.Context, []ce.Event) error { return nil }),
-				rand.New(rand.NewPCG(7, 8)), func() time.Time { return clock })
-			fraud, total, episodes := 0, 0, 0
-			for range tc.ticks {
-				clock = clock.Add(1357 * time.Millisecond)
-				p, err := g.Tick(context.Background())
-				if err != nil {
-					t.Fatal(err)
+		for _, profile := range []string{config.ProfileRealistic, config.ProfileSeed} {
+			t.Run(profile+"/"+tc.name, func(t *testing.T) {
+				cfg := config.Default()
+				cfg.GeneratorProfile = profile
+				cfg.Threshold, cfg.WindowSize, cfg.WindowSlide = tc.threshold, tc.size, tc.slide
+				cfg.GeneratorFraudRate, cfg.GeneratorTransfers = tc.rate, tc.transfers
+				clock := now
+				g := generator.New(cfg, sink.Func(func(context.Context, []ce.Event) error { return nil }),
+					rand.New(rand.NewPCG(7, 8)), func() time.Time { return clock })
+				fraud, total, episodes := 0, 0, 0
+				for range tc.ticks {
+					clock = clock.Add(1357 * time.Millisecond)
+					p, err := g.Tick(context.Background())
+					if err != nil {
+						t.Fatal(err)
+					}
+					byID := map[string]transfer.Transfer{}
+					for _, tr := range p.Transfers {
+						byID[tr.ID] = tr
+					}
+					total += len(p.Transfers)
+					for _, ep := range p.Episodes {
+						episodes++
+						fraud += len(ep.IDs)
+						checkEpisode(t, cfg, clock, ep, byID)
+					}
 				}
-				byID := map[string]transfer.Transfer{}
-				for _, tr := range p.Transfers {
-					byID[tr.ID] = tr
+				share := float64(fraud) / float64(total)
+				t.Logf("%d episodes, %d of %d transfers (%.3f)", episodes, fraud, total, share)
+				if share < tc.wantMin || share > tc.wantMaxF {
+					t.Errorf("episode share %.3f outside [%.2f, %.2f]", share, tc.wantMin, tc.wantMaxF)
 				}
-				total += len(p.Transfers)
-				for _, ep := range p.Episodes {
-					episodes++
-					fraud += len(ep.IDs)
-					checkEpisode(t, cfg, clock, ep, byID)
-				}
-			}
-			share := float64(fraud) / float64(total)
-			t.Logf("%d episodes, %d of %d transfers (%.3f)", episodes, fraud, total, share)
-			if share < tc.wantMin || share > tc.wantMaxF {
-				t.Errorf("episode share %.3f outside [%.2f, %.2f]", share, tc.wantMin, tc.wantMaxF)
-			}
-		})
+			})
+		}
 	}
+}
+
+// span is the longest spread of an episode's times under cfg's profile.
+func span(cfg config.Config) time.Duration {
+	if cfg.GeneratorProfile == config.ProfileSeed {
+		return generator.EpisodeSpan
+	}
+	return generator.RealisticEpisodeSpan
 }
 
 func checkEpisode(t *testing.T, cfg config.Config, now time.Time, ep generator.Episode, byID map[string]transfer.Transfer) {
@@ -210,7 +221,7 @@ func checkEpisode(t *testing.T, cfg config.Config, now time.Time, ep generator.E
 		if tr.Time.Before(ep.WindowStart) || !tr.Time.Before(ep.WindowStart.Add(cfg.WindowSize)) {
 			t.Errorf("episode time %s outside its window [%s, +%s)", tr.Time, ep.WindowStart, cfg.WindowSize)
 		}
-		if d := now.Sub(tr.Time); d < 0 || d > 3*time.Minute {
+		if d := now.Sub(tr.Time); d < 0 || d > span(cfg)+generator.MaxJitter {
 			t.Errorf("episode time %s is %s before now", tr.Time, d)
 		}
 		sum += tr.Amount
@@ -218,8 +229,8 @@ func checkEpisode(t *testing.T, cfg config.Config, now time.Time, ep generator.E
 	if sum != ep.Total || sum <= cfg.Threshold {
 		t.Errorf("episode total %s (sum %s) is not over the threshold %s", ep.Total, sum, cfg.Threshold)
 	}
-	if ep.Last.Sub(ep.First) >= generator.EpisodeSpan {
-		t.Errorf("episode spans %s, want under %s", ep.Last.Sub(ep.First), generator.EpisodeSpan)
+	if ep.Last.Sub(ep.First) >= span(cfg) {
+		t.Errorf("episode spans %s, want under %s", ep.Last.Sub(ep.First), span(cfg))
 	}
 	if ep.WindowStart.UnixMilli()%cfg.WindowSlide.Milliseconds() != 0 {
 		t.Errorf("window start %s is not aligned to the slide", ep.WindowStart)
@@ -404,6 +415,19 @@ func TestHandler(t *testing.T) {
 		}
 		if ans["produced"] != 20.0 || ans["topic"] != "transactions" || ans["episodes"].(float64) < 1 {
 			t.Errorf("POST answer %s", rec.Body)
+		}
+		// The answer lists the injected episodes: pair, transfers and total.
+		injected, _ := ans["injected"].([]any)
+		if len(injected) != int(ans["episodes"].(float64)) {
+			t.Fatalf("POST answer lists %d episodes, says %v: %s", len(injected), ans["episodes"], rec.Body)
+		}
+		for _, e := range injected {
+			ep, _ := e.(map[string]any)
+			ids, _ := ep["ids"].([]any)
+			total, _ := ep["total"].(float64)
+			if ep["from"] == "" || ep["to"] == "" || len(ids) < generator.MinEpisode || total <= 10000 {
+				t.Errorf("injected episode %v", e)
+			}
 		}
 	}
 	if len(c.calls) != 2 {
