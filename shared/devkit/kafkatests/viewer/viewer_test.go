@@ -127,11 +127,12 @@ func (r *rig) drain(t *testing.T) (int, time.Duration) {
 var base = time.Date(2017, 7, 23, 1, 0, 0, 0, time.UTC)
 
 func alert(from, to string, start time.Time, amounts ...money.Cents) transfer.Alert {
-	a := transfer.Alert{From: from, To: to, WindowStart: start, WindowEnd: start.Add(10 * time.Minute),
-		Threshold: 10000_00, Count: len(amounts)}
+	a := transfer.Alert{Rule: "structuring", GroupBy: "pair", Aggregate: "sum", From: from, To: to, WindowStart: start, WindowEnd: start.Add(10 * time.Minute),
+		Threshold: transfer.Cents(10000_00), Count: len(amounts)}
 	for i, m := range amounts {
 		ts := start.Add(time.Duration(i+1) * time.Minute)
 		a.Total += m
+		a.Value = transfer.Cents(a.Total)
 		a.Transactions = append(a.Transactions, transfer.AlertTransfer{ID: from + "-" + to + "-" + string(rune('a'+i)), Time: ts, Amount: m})
 		a.Time = ts
 	}
