@@ -193,12 +193,12 @@ code { white-space: pre-wrap; word-break: break-all; }
 <h1>Detected fraud</h1>
 <p>The {{len .Alerts}} most recent alerts printed by this viewer, newest first ({{stamp .Now}}).</p>
 {{range .Alerts}}
-<h2><code>{{.Alert.From}}</code> &rarr; <code>{{.Alert.To}}</code>: {{.Alert.Total}} &gt; {{.Alert.Threshold}}</h2>
-<p>Window {{stamp .Alert.WindowStart}} to {{stamp .Alert.WindowEnd}}, {{.Alert.Count}} transfers, alert id <code>{{.ID}}</code>.</p>
+<h2>{{.Alert.Rule}}: <code>{{.Alert.GroupKey}}</code>: {{.Alert.Aggregate}} {{.Alert.Value}} &gt; {{.Alert.Threshold}}</h2>
+<p>Rule <code>{{.Alert.Rule}}</code> ({{.Alert.Aggregate}} by {{.Alert.GroupBy}}). Window {{stamp .Alert.WindowStart}} to {{stamp .Alert.WindowEnd}}, {{.Alert.Count}} transfers, total {{.Alert.Total}}, alert id <code>{{.ID}}</code>.</p>
 <table>
-<tr><th>time</th><th>amount</th><th>id</th></tr>
-{{range .Alert.Transactions}}<tr><td>{{stamp .Time}}</td><td>{{.Amount}}</td><td><code>{{.ID}}</code></td></tr>
-{{end}}{{with more .Alert}}{{if gt . 0}}<tr><td colspan="3">... and {{.}} more</td></tr>{{end}}{{end}}
+<tr><th>time</th><th>amount</th><th>id</th><th>from</th><th>to</th></tr>
+{{range .Alert.Transactions}}<tr><td>{{stamp .Time}}</td><td>{{.Amount}}</td><td><code>{{.ID}}</code></td><td><code>{{.From}}</code></td><td><code>{{.To}}</code></td></tr>
+{{end}}{{with more .Alert}}{{if gt . 0}}<tr><td colspan="5">... and {{.}} more</td></tr>{{end}}{{end}}
 </table>
 {{else}}
 <p>No alert yet.</p>

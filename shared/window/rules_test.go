@@ -10,7 +10,6 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/fintrans/fintrans/shared/money"
 	"github.com/fintrans/fintrans/shared/redistest"
 	"github.com/fintrans/fintrans/shared/rules"
 	"github.com/fintrans/fintrans/shared/transfer"
@@ -335,4 +334,88 @@ func TestRulesMatchReferenceOnCluster(t *testing.T) {
 	}
 }
 
-var _ = money.Cents(0)
+
+// A rule changed at runtime keeps its windows when its threshold (or
+// lateness, maxTransactions) changes, and starts afresh when its group,
+// aggregate, window or slide change (its StateKey, in every key).
+func TestRuleChangeKeepsOrRestartsWindows(t *testing.T) {
+	onEngines(t, func(t *testing.T, rdb *redis.Client) {
+		rule := rules.Rule{ID: "r", GroupBy: rules.From, Aggregate: rules.Sum, Threshold: 100_00, Window: 4 * time.Minute,
+			Slide: 4 * time.Minute, Lateness: time.Hour, MaxTransactions: 5, Enabled: true}
+		r := newRules(t, rdb, []rules.Rule{rule})
+		apply := func(tr transfer.Transfer) window.Outcome {
+			t.Helper()
+			out, err := r.Apply(context.Background(), []transfer.Transfer{tr})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return out[0]
+		}
+		if o := apply(tx("k1", at(0), "A", "B", 80_00)); len(o.Alerts) != 0 {
+			t.Fatalf("under 100: %+v", o)
+		}
+		// Threshold 100 -> 150: the window keeps its 80.
+		rule.Threshold = 150_00
+		if err := r.Set([]rules.Rule{rule}); err != nil {
+			t.Fatal(err)
+		}
+		if o := apply(tx("k2", at(time.Minute), "A", "C", 60_00)); len(o.Alerts) != 0 {
+			t.Fatalf("140 is under the new 150: %+v", o)
+		}
+		o := apply(tx("k3", at(2*time.Minute), "A", "D", 10_01))
+		if len(o.Alerts) != 1 || o.Alerts[0].Total != 150_01 || o.Alerts[0].Count != 3 || o.Alerts[0].Threshold.N != 150_00 {
+			t.Fatalf("the kept window crosses the new threshold: %+v", o)
+		}
+		if o := apply(tx("k1", at(0), "A", "B", 80_00)); o.Status != window.Duplicate {
+			t.Fatalf("dedupe kept across the change: %+v", o)
+		}
+		// Window 4m -> 2m/2m: new state; the earlier transfers are not in it.
+		rule.Window, rule.Slide = 2*time.Minute, 2*time.Minute
+		if err := r.Set([]rules.Rule{rule}); err != nil {
+			t.Fatal(err)
+		}
+		if o := apply(tx("k4", at(3*time.Minute), "A", "E", 150_00)); len(o.Alerts) != 0 || o.Status != window.Counted {
+			t.Fatalf("a fresh window holds only its own 150: %+v", o)
+		}
+		if o := apply(tx("k1", at(0), "A", "B", 80_00)); o.Status != window.Counted {
+			t.Fatalf("a fresh state has not seen k1: %+v", o)
+		}
+		// Disabled: evaluates nothing.
+		rule.Enabled = false
+		if err := r.Set([]rules.Rule{rule}); err != nil {
+			t.Fatal(err)
+		}
+		if o := apply(tx("k5", at(3*time.Minute), "A", "E", 1000_00)); len(o.Alerts) != 0 || len(r.Stores()) != 0 {
+			t.Fatalf("a disabled rule fired: %+v", o)
+		}
+	})
+}
+
+// A transfer late for one rule's group and in time for another's counts
+// for the other, names the rule it was late for, and fires only there.
+func TestLateForOneRuleOnly(t *testing.T) {
+	onEngines(t, func(t *testing.T, rdb *redis.Client) {
+		set := []rules.Rule{
+			{ID: "pair", GroupBy: rules.Pair, Aggregate: rules.Sum, Threshold: 100_00, Window: 4 * time.Minute, Slide: 4 * time.Minute, Lateness: time.Hour, MaxTransactions: 5, Enabled: true},
+			{ID: "sender", GroupBy: rules.From, Aggregate: rules.Count, Threshold: 0, Window: 4 * time.Minute, Slide: 4 * time.Minute, Lateness: time.Minute, MaxTransactions: 5, Enabled: true},
+		}
+		r := newRules(t, rdb, set)
+		ctx := context.Background()
+		if _, err := r.Apply(ctx, []transfer.Transfer{tx("l1", at(time.Hour), "A", "B", 1)}); err != nil {
+			t.Fatal(err)
+		}
+		out, err := r.Apply(ctx, []transfer.Transfer{tx("l2", at(10*time.Minute), "A", "C", 200_00)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		o := out[0]
+		if o.Status != window.Counted || !slices.Equal(o.LateFor, []string{"sender"}) || len(o.Alerts) != 1 || o.Alerts[0].Rule != "pair" {
+			t.Fatalf("late for the sender rule only: %+v", o)
+		}
+		// Late for every rule: Late, nothing changed.
+		out, err = r.Apply(ctx, []transfer.Transfer{tx("l3", at(-time.Millisecond), "A", "B", 200_00)})
+		if err != nil || out[0].Status != window.Late || len(out[0].LateFor) != 2 || len(out[0].Alerts) != 0 {
+			t.Fatalf("late for both: %v %+v", err, out)
+		}
+	})
+}
