@@ -334,7 +334,6 @@ func TestRulesMatchReferenceOnCluster(t *testing.T) {
 	}
 }
 
-
 // A rule changed at runtime keeps its windows when its threshold (or
 // lateness, maxTransactions) changes, and starts afresh when its group,
 // aggregate, window or slide change (its StateKey, in every key).
