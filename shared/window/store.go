@@ -70,6 +70,7 @@ type Store struct {
 	slide  int64 // ms
 	args   [7]string
 	rule   rules.Rule // the rule evaluated (Threshold, Window, Slide: from cfg)
+	maxIdx int64      // bucket indices a call sends formatted at most
 	state  string     // rule.StateKey(), in every key
 
 	minReplicas atomic.Int64 // cfg.MinReplicas once resolved; AutoReplicas until then
@@ -99,6 +100,8 @@ func New(rdb redis.UniversalClient, cfg Config) (*Store, error) {
 	r := rules.Rule{ID: cfg.Rule, GroupBy: cfg.GroupBy, Aggregate: cfg.Aggregate, Threshold: int64(cfg.Threshold),
 		Window: cfg.Size, Slide: cfg.Slide, Lateness: cfg.Lateness, MaxTransactions: cfg.MaxTransactions, Enabled: true}
 	s := &Store{rdb: rdb, cfg: cfg, bucket: g, size: size, slide: slide, rule: r, state: r.StateKey()}
+	// One transfer's windows cover (windows - 1) slides and a window.
+	s.maxIdx = max(maxIndices, 2*((int64(r.WindowsPerTransfer())-1)*slide+size)/g)
 	s.minReplicas.Store(int64(cfg.MinReplicas))
 	for i, v := range []int64{int64(cfg.Threshold), size, slide, g, cfg.Lateness.Milliseconds(), int64(cfg.MaxTransactions), cfg.TTL.Milliseconds()} {
 		s.args[i] = strconv.FormatInt(v, 10)
@@ -192,7 +195,9 @@ const (
 	// MaxPerCall bounds the transfers of one script call: a call holds
 	// Redis for its whole run (some 10-20 µs a transfer).
 	MaxPerCall = 64
-	// maxIndices bounds the bucket indices a call sends formatted; a batch
+	// maxIndices bounds the bucket indices a call sends formatted (or
+	// twice the span of one transfer's windows when that is more: 47
+	// indices for 24h/1h); a batch
 	// spread wider in event time is cut into more calls.
 	maxIndices = 32
 )
@@ -456,7 +461,7 @@ func (s *Store) plan(ts []transfer.Transfer) []call {
 		cur := call{idx: g[:0]}
 		for k, i := range g {
 			b0, b1 := s.span(ts[i])
-			if len(cur.idx) > 0 && (len(cur.idx) >= MaxPerCall || max(cur.hi, b1)-min(cur.lo, b0) >= maxIndices) {
+			if len(cur.idx) > 0 && (len(cur.idx) >= MaxPerCall || max(cur.hi, b1)-min(cur.lo, b0) >= s.maxIdx) {
 				calls = append(calls, cur)
 				cur = call{idx: g[k:k]}
 			}
