@@ -8,6 +8,8 @@ require (
 	sigs.k8s.io/yaml v1.6.0
 )
 
+require go.yaml.in/yaml/v3 v3.0.5 // indirect
+
 require (
 	github.com/IBM/sarama v1.45.2 // indirect
 	github.com/alicebob/miniredis/v2 v2.40.0 // indirect

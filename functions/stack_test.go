@@ -247,8 +247,11 @@ func TestStackFunctions(t *testing.T) {
 				if expanded("KAFKA_BROKERS") == "" && expanded("K_SINK") == "" {
 					t.Errorf("detect needs KAFKA_BROKERS or K_SINK")
 				}
-				if !slices.Equal(fn.Secrets, []string{"redis-password"}) {
-					t.Errorf("secrets %v, want [redis-password]", fn.Secrets)
+				if !slices.Equal(fn.Secrets, []string{"redis-password", "fintrans-rules"}) {
+					t.Errorf("secrets %v, want [redis-password fintrans-rules]", fn.Secrets)
+				}
+				if env["RULES_FILE"] != "/var/openfaas/secrets/fintrans-rules" {
+					t.Errorf("RULES_FILE %q, want /var/openfaas/secrets/fintrans-rules (the secret)", env["RULES_FILE"])
 				}
 				if env["REDIS_PASSWORD_FILE"] != "/var/openfaas/secrets/redis-password" {
 					t.Errorf("REDIS_PASSWORD_FILE %q, want /var/openfaas/secrets/redis-password", env["REDIS_PASSWORD_FILE"])

@@ -23,6 +23,7 @@ import (
 	"testing"
 
 	"github.com/fintrans/fintrans/shared/config"
+	"github.com/fintrans/fintrans/shared/rules"
 	"github.com/yannh/kubeconform/pkg/resource"
 	"github.com/yannh/kubeconform/pkg/validator"
 	"sigs.k8s.io/yaml"
@@ -141,6 +142,18 @@ type container struct {
 	Env            []envVar `json:"env"`
 	ReadinessProbe *probe   `json:"readinessProbe"`
 	LivenessProbe  *probe   `json:"livenessProbe"`
+	VolumeMounts   []struct {
+		Name      string `json:"name"`
+		MountPath string `json:"mountPath"`
+		ReadOnly  bool   `json:"readOnly"`
+	} `json:"volumeMounts"`
+}
+
+type volume struct {
+	Name      string `json:"name"`
+	ConfigMap *struct {
+		Name string `json:"name"`
+	} `json:"configMap"`
 }
 
 // podTemplate covers a Knative Service's and a Deployment's spec.template.
@@ -152,6 +165,7 @@ type podTemplate struct {
 		ContainerConcurrency *int64      `json:"containerConcurrency"`
 		TimeoutSeconds       *int64      `json:"timeoutSeconds"`
 		Containers           []container `json:"containers"`
+		Volumes              []volume    `json:"volumes"`
 	} `json:"spec"`
 }
 
@@ -698,6 +712,76 @@ func TestKnativeCrossReferences(t *testing.T) {
 		}
 	})
 
+	// RULES_FILE of detect (Knative) and consume (plain Kubernetes) is a
+	// key of a ConfigMap defined here, mounted read-only as a volume (so a
+	// change reaches the running pods), and the rules in it parse.
+	t.Run("rules", func(t *testing.T) {
+		found := map[string]bool{}
+		for _, kind := range []string{"Service", "Deployment"} {
+			for _, d := range byKind[kind] {
+				if kind == "Service" && d.obj.APIVersion != servingAPI {
+					continue
+				}
+				s := decodeSpec[workloadSpec](t, d)
+				for _, c := range s.Template.Spec.Containers {
+					file := ""
+					for _, e := range c.Env {
+						if e.Name == "RULES_FILE" {
+							file = e.Value
+						}
+					}
+					if file == "" {
+						continue
+					}
+					fn := c.Args[len(c.Args)-1]
+					found[fn] = true
+					mounted := false
+					for _, m := range c.VolumeMounts {
+						if m.MountPath != filepath.Dir(file) {
+							continue
+						}
+						if !m.ReadOnly {
+							t.Errorf("%s: the rules volume must be mounted readOnly", d)
+						}
+						for _, v := range s.Template.Spec.Volumes {
+							if v.Name != m.Name || v.ConfigMap == nil {
+								continue
+							}
+							cm, ok := defined[key{"ConfigMap", v.ConfigMap.Name}]
+							if !ok {
+								t.Errorf("%s: volume %s names ConfigMap %s, not defined in knative/", d, v.Name, v.ConfigMap.Name)
+								continue
+							}
+							data, ok := cm.obj.Data[filepath.Base(file)]
+							if !ok {
+								t.Errorf("%s: ConfigMap %s has no key %s", d, v.ConfigMap.Name, filepath.Base(file))
+								continue
+							}
+							if top, err := os.ReadFile(filepath.Join(repoRoot(t), "shared", "rules", "rules.yaml")); err != nil || !strings.HasSuffix(string(top), data) {
+								t.Errorf("%s: its %s differs from shared/rules/rules.yaml (the rules of the OpenFaaS secret): %v", cm, filepath.Base(file), err)
+							}
+							set, err := rules.Parse([]byte(data), rules.Defaults{Threshold: 10000_00, Window: 10 * 60e9, Slide: 2 * 60e9, Lateness: 3600e9, MaxTransactions: 50})
+							if err != nil {
+								t.Errorf("%s: RULES_FILE %s: %v", cm, file, err)
+							} else if len(set.Enabled()) != 1 || set.Enabled()[0].ID != rules.DefaultRuleID {
+								t.Errorf("%s: want the seed's structuring rule alone enabled (the others switched on by an operator), got %v", cm, set.Describe())
+							}
+							mounted = true
+						}
+					}
+					if !mounted {
+						t.Errorf("%s: RULES_FILE %s is not in a ConfigMap volume mounted at %s", d, file, filepath.Dir(file))
+					}
+				}
+			}
+		}
+		for _, fn := range []string{"detect", "consume"} {
+			if !found[fn] {
+				t.Errorf("%s has no RULES_FILE", fn)
+			}
+		}
+	})
+
 	// The viewer token's placeholder is one the viewer refuses to start with.
 	for _, d := range byKind["Secret"] {
 		if d.obj.Metadata.Name == "viewer-token" && d.obj.StringData["token"] != config.ViewerTokenPlaceholder {
@@ -852,7 +936,9 @@ func TestKnativeCrossReferences(t *testing.T) {
 			}
 			// Variables set on both sides must agree with stack.yml.
 			for k, v := range env {
-				if sv, ok := stack[name][k]; ok && !strings.HasPrefix(v, "secret:") && !strings.Contains(sv, "${") && sv != v {
+				// (RULES_FILE is where each platform mounts the rules: a
+				// ConfigMap volume here, a secret on OpenFaaS.)
+				if sv, ok := stack[name][k]; ok && k != "RULES_FILE" && !strings.HasPrefix(v, "secret:") && !strings.Contains(sv, "${") && sv != v {
 					t.Errorf("%s: %s=%q but stack.yml has %q", d, k, v, sv)
 				}
 			}

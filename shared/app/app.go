@@ -26,8 +26,10 @@ import (
 	"github.com/fintrans/fintrans/shared/httpfn"
 	"github.com/fintrans/fintrans/shared/kafka"
 	"github.com/fintrans/fintrans/shared/logging"
+	"github.com/fintrans/fintrans/shared/metrics"
 	"github.com/fintrans/fintrans/shared/redisconn"
 	"github.com/fintrans/fintrans/shared/replay"
+	"github.com/fintrans/fintrans/shared/rules"
 	"github.com/fintrans/fintrans/shared/sink"
 	"github.com/fintrans/fintrans/shared/viewer"
 	"github.com/fintrans/fintrans/shared/window"
@@ -109,24 +111,63 @@ func New(ctx context.Context, name string, cfg config.Config, log *slog.Logger, 
 	return nil, fmt.Errorf("unknown function %q (detect, generator, viewer, consume)", name)
 }
 
-// openStore opens Redis and the window store; ready pings Redis.
-func openStore(ctx context.Context, cfg config.Config, log *slog.Logger) (st *window.Store, ready func(context.Context) error, closeRedis func() error, err error) {
+// ruleWatcher is the rule set in force: RULES_FILE, read again by Run
+// (rules.Watcher), or without it the one rule from the variables. A bad
+// file at start is an error naming RULES_FILE.
+func ruleWatcher(cfg config.Config, log *slog.Logger) (*rules.Watcher, error) {
+	if cfg.RulesFile == "" {
+		set, err := cfg.Rules()
+		if err != nil {
+			return nil, err
+		}
+		log.Info("rules in force", "source", set.Source, "version", set.Version, "rules", set.Describe())
+		return rules.Static(set), nil
+	}
+	return rules.NewWatcher(cfg.RulesFile, cfg.RuleDefaults(), log)
+}
+
+// openStore opens Redis and the window store of the rules in force; ready
+// pings Redis.
+func openStore(ctx context.Context, cfg config.Config, log *slog.Logger) (st *window.Rules, w *rules.Watcher, ready func(context.Context) error, closeRedis func() error, err error) {
+	w, err = ruleWatcher(cfg, log)
+	if err != nil {
+		return nil, nil, nil, nil, err
+	}
 	rdb, err := redisconn.Open(cfg)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, nil, nil, err
 	}
-	st, err = window.New(rdb, cfg.Window())
+	st, err = window.NewRules(rdb, cfg.Window(), w.Current().Rules)
 	if err != nil {
 		rdb.Close()
-		return nil, nil, nil, err
+		return nil, nil, nil, nil, err
 	}
+	countRules(w.Current())
+	// A change of RULES_FILE that parses (the watcher refused any other)
+	// is in force from the next batch on.
+	w.OnChange(func(s rules.Set) {
+		if err := st.Set(s.Rules); err != nil {
+			metrics.RulesReloadErrors.Inc()
+			log.Error("rules not taken by the window store: the previous rules stay in force", "version", s.Version, "err", err)
+			return
+		}
+		countRules(s)
+	})
 	lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	if err := st.Load(lctx); err != nil {
 		// Not fatal: Redis may come up later; every call reloads on NOSCRIPT.
 		log.Warn("redis not reachable yet; will retry on each request", "redis", redisconn.Describe(cfg.RedisURL), "err", err)
 	}
-	return st, func(ctx context.Context) error { return rdb.Ping(ctx).Err() }, rdb.Close, nil
+	return st, w, func(ctx context.Context) error { return rdb.Ping(ctx).Err() }, rdb.Close, nil
+}
+
+// countRules lists every enabled rule's series at 0 on /metrics.
+func countRules(s rules.Set) {
+	for _, r := range s.Enabled() {
+		metrics.Alerts.WithLabelValues(r.ID)
+		metrics.RuleLate.WithLabelValues(r.ID)
+	}
 }
 
 // alertSink is where detect sends alerts: K_SINK over HTTP when set (Knative
@@ -150,7 +191,7 @@ func alertSink(cfg config.Config) (sink.Sink, string, error) {
 // newDetect wires detect: Redis, the window store behind a coalescer (so
 // concurrent requests and partitions share Redis pipelines) and the sink.
 func newDetect(ctx context.Context, cfg config.Config, log *slog.Logger) (*Function, *detect.Detector, error) {
-	st, ready, closeRedis, err := openStore(ctx, cfg, log)
+	st, w, ready, closeRedis, err := openStore(ctx, cfg, log)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -159,16 +200,23 @@ func newDetect(ctx context.Context, cfg config.Config, log *slog.Logger) (*Funct
 		closeRedis()
 		return nil, nil, err
 	}
+	// RULES_FILE is read every RULES_RELOAD_INTERVAL until Close (not
+	// tied to ctx, which only bounds the start).
+	wctx, stopWatching := context.WithCancel(context.Background())
+	if cfg.RulesFile != "" {
+		go w.Run(wctx, cfg.RulesReloadInterval)
+	}
 	minReplicas := any(st.MinReplicas())
 	if st.MinReplicas() < 0 {
 		minReplicas = "auto (not known yet: found out on the first request)"
 	}
 	log.Info("detect ready", "redis", redisconn.Describe(cfg.RedisURL), "alerts_to", where,
 		"min_replicas", minReplicas, "replica_timeout", cfg.RedisReplicaTimeout,
-		"threshold", cfg.Threshold.String(), "window", cfg.WindowSize, "slide", cfg.WindowSlide, "lateness", cfg.AllowedLateness, "max_clock_skew", cfg.MaxClockSkew)
+		"rules", w.Current().Source, "rules_version", w.Current().Version, "max_clock_skew", cfg.MaxClockSkew)
 	d := &detect.Detector{Store: &window.Coalescer{Store: st}, Sink: sk, Log: log, MaxClockSkew: cfg.MaxClockSkew}
 	h := &detect.Handler{Detector: d, MaxBodyBytes: cfg.MaxBodyBytes, MaxBatch: cfg.MaxBatch}
-	return &Function{Name: "detect", Handler: h.Func(), ready: ready, closers: []func() error{closeRedis, sk.Close}}, d, nil
+	return &Function{Name: "detect", Handler: h.Func(), ready: ready,
+		closers: []func() error{closeRedis, sk.Close, func() error { stopWatching(); return nil }}}, d, nil
 }
 
 // newConsume wires `fintrans consume`: a consumer group on TRANSACTIONS_TOPIC
@@ -285,7 +333,7 @@ func newViewer(cfg config.Config, log *slog.Logger, out io.Writer) (*Function, e
 // named source) through detect's code path against REDIS_URL, writing alerts
 // to out and refusals to errw (see package replay).
 func Replay(ctx context.Context, cfg config.Config, log *slog.Logger, in io.Reader, source string, out, errw io.Writer) (replay.Summary, error) {
-	st, _, closeRedis, err := openStore(ctx, cfg, log)
+	st, _, _, closeRedis, err := openStore(ctx, cfg, log)
 	if err != nil {
 		return replay.Summary{}, err
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/fintrans/fintrans/shared/kafka"
 	"github.com/fintrans/fintrans/shared/money"
+	"github.com/fintrans/fintrans/shared/rules"
 	"github.com/fintrans/fintrans/shared/window"
 )
 
@@ -44,6 +45,12 @@ type Config struct {
 	AlertMaxTransactions int           // ALERT_MAX_TRANSACTIONS (50)
 	StateTTL             time.Duration // STATE_TTL (24h): idle time after which a pair's state expires
 	MaxClockSkew         time.Duration // MAX_CLOCK_SKEW (5m): transfers dated further ahead of this clock are invalid
+	// RULES_FILE: the rule set (YAML, `rules:` then a list); empty: the one
+	// rule "structuring" from FRAUD_THRESHOLD, WINDOW_SIZE and WINDOW_SLIDE
+	// (the values above are also the defaults of a rule's lateness and
+	// maxTransactions)
+	RulesFile           string
+	RulesReloadInterval time.Duration // RULES_RELOAD_INTERVAL (2s): how often RULES_FILE is read for changes
 
 	// Sinks and Kafka
 	KSink             string         // K_SINK: Knative sink URL for alerts (detect) or transfers (generator)
@@ -120,6 +127,7 @@ func Default() Config {
 		AlertMaxTransactions:  50,
 		StateTTL:              24 * time.Hour,
 		MaxClockSkew:          5 * time.Minute,
+		RulesReloadInterval:   2 * time.Second,
 		KafkaVersion:          "2.8.0",
 		TransactionsTopic:     "transactions",
 		FraudTopic:            "fraud",
@@ -192,6 +200,11 @@ func FromLookup(lookup func(string) (string, bool)) (Config, error) {
 	c.AlertMaxTransactions = r.integer("ALERT_MAX_TRANSACTIONS", c.AlertMaxTransactions, 0, 10000)
 	c.StateTTL = r.duration("STATE_TTL", c.StateTTL)
 	c.MaxClockSkew = r.duration("MAX_CLOCK_SKEW", c.MaxClockSkew)
+	c.RulesFile = r.str("RULES_FILE", "")
+	c.RulesReloadInterval = r.duration("RULES_RELOAD_INTERVAL", c.RulesReloadInterval)
+	if c.RulesReloadInterval < 100*time.Millisecond || c.RulesReloadInterval > time.Hour {
+		r.fail("RULES_RELOAD_INTERVAL", fmt.Sprintf("%s is not from 100ms to 1h", c.RulesReloadInterval))
+	}
 
 	c.KSink = r.str("K_SINK", "")
 	if b := r.str("KAFKA_BROKERS", ""); b != "" {
@@ -286,6 +299,22 @@ func (c Config) Window() window.Config {
 		MinReplicas:     c.RedisMinReplicas,
 		ReplicaTimeout:  c.RedisReplicaTimeout,
 	}
+}
+
+// RuleDefaults are what a rule of RULES_FILE that leaves a field out gets,
+// and without RULES_FILE the one rule's values.
+func (c Config) RuleDefaults() rules.Defaults {
+	return rules.Defaults{Threshold: c.Threshold, Window: c.WindowSize, Slide: c.WindowSlide,
+		Lateness: c.AllowedLateness, MaxTransactions: c.AlertMaxTransactions}
+}
+
+// Rules reads the rule set in force at start: RULES_FILE, or without it the
+// one rule from the variables. Errors name RULES_FILE (or the variables).
+func (c Config) Rules() (rules.Set, error) {
+	if c.RulesFile == "" {
+		return rules.Default(c.RuleDefaults())
+	}
+	return rules.Load(c.RulesFile, c.RuleDefaults())
 }
 
 // windowVars names the variable of each field of window.Config.

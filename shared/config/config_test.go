@@ -139,3 +139,46 @@ func TestClockSkewTimeoutsAndViewerToken(t *testing.T) {
 		}
 	}
 }
+
+func TestRules(t *testing.T) {
+	// Without RULES_FILE: the seed's one rule from the variables.
+	c, err := config.FromMap(map[string]string{"FRAUD_THRESHOLD": "2500.50", "WINDOW_SIZE": "1h", "WINDOW_SLIDE": "15m"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, err := c.Rules()
+	if err != nil || len(set.Rules) != 1 || c.RulesReloadInterval != 2*time.Second {
+		t.Fatalf("%v %+v", err, set)
+	}
+	if r := set.Rules[0]; r.ID != "structuring" || r.GroupBy != "pair" || r.Aggregate != "sum" || r.Threshold != 2500_50 ||
+		r.Window != time.Hour || r.Slide != 15*time.Minute || r.Lateness != time.Hour || r.MaxTransactions != 50 || !r.Enabled {
+		t.Fatalf("default rule %+v", r)
+	}
+
+	// RULES_FILE: the file, whose rules default to the variables.
+	dir := t.TempDir()
+	file := filepath.Join(dir, "rules.yaml")
+	if err := os.WriteFile(file, []byte("rules:\n  - {id: fan-in, groupBy: to, aggregate: count, threshold: 20, window: 30m, slide: 10m}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err = config.FromMap(map[string]string{"RULES_FILE": file, "RULES_RELOAD_INTERVAL": "500ms", "ALERT_MAX_TRANSACTIONS": "7"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if set, err = c.Rules(); err != nil || len(set.Rules) != 1 || set.Rules[0].ID != "fan-in" || set.Rules[0].MaxTransactions != 7 ||
+		c.RulesReloadInterval != 500*time.Millisecond || set.Source != file {
+		t.Fatalf("%v %+v", err, set)
+	}
+
+	// A bad file names RULES_FILE, the rule and the field.
+	if err := os.WriteFile(file, []byte("rules:\n  - {id: fan-in, groupBy: everyone, aggregate: count, threshold: 20, window: 30m, slide: 10m}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Rules(); err == nil || !strings.Contains(err.Error(), "RULES_FILE "+file) ||
+		!strings.Contains(err.Error(), `rule "fan-in"`) || !strings.Contains(err.Error(), "groupBy") {
+		t.Fatalf("bad file: %v", err)
+	}
+	if _, err := config.FromMap(map[string]string{"RULES_RELOAD_INTERVAL": "1ms"}); err == nil || !strings.Contains(err.Error(), "RULES_RELOAD_INTERVAL") {
+		t.Fatalf("RULES_RELOAD_INTERVAL 1ms: %v", err)
+	}
+}

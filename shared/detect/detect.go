@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	ce "github.com/cloudevents/sdk-go/v2/event"
@@ -140,12 +141,20 @@ func (d *Detector) Process(ctx context.Context, items []transfer.Item) (Processe
 		switch o.Status {
 		case window.Late:
 			metrics.Late.Inc()
-			r.Reason = fmt.Sprintf("late: %s is more than the allowed lateness behind %s, the newest time of pair %s",
-				valid[k].Time.Format(time.RFC3339Nano), o.Newest.Format(time.RFC3339Nano), transfer.PairKey(valid[k].From, valid[k].To))
+			r.Reason = fmt.Sprintf("late: %s is more than the allowed lateness behind %s, the newest time of its group (pair %s) for rule %s",
+				valid[k].Time.Format(time.RFC3339Nano), o.Newest.Format(time.RFC3339Nano), transfer.PairKey(valid[k].From, valid[k].To), strings.Join(o.LateFor, ", "))
 			d.logger().Warn("late transfer refused", "source", valid[k].Source, "id", valid[k].ID,
-				"time", valid[k].Time, "newest", o.Newest, "pair", transfer.PairKey(valid[k].From, valid[k].To))
+				"time", valid[k].Time, "newest", o.Newest, "pair", transfer.PairKey(valid[k].From, valid[k].To), "rules", o.LateFor)
 		case window.Duplicate:
 			metrics.Duplicates.Inc()
+		}
+		for _, rule := range o.LateFor {
+			metrics.RuleLate.WithLabelValues(rule).Inc()
+		}
+		if o.Status == window.Counted && len(o.LateFor) > 0 {
+			// Counted by some rules, too late for the group of others.
+			d.logger().Warn("transfer late for some rules", "source", valid[k].Source, "id", valid[k].ID,
+				"time", valid[k].Time, "pair", transfer.PairKey(valid[k].From, valid[k].To), "rules", o.LateFor)
 		}
 		for _, a := range o.Alerts {
 			r.Alerts = append(r.Alerts, a.ID())
@@ -166,10 +175,10 @@ func (d *Detector) Process(ctx context.Context, items []transfer.Item) (Processe
 			metrics.Errors.WithLabelValues("sink").Inc()
 			return p, &FaultError{Component: "sink", Err: err}
 		}
-		metrics.Alerts.Add(float64(len(events)))
 		for _, a := range p.Alerts {
-			d.logger().Debug("fraud alert", "id", a.ID(), "pair", transfer.PairKey(a.From, a.To),
-				"windowStart", a.WindowStart, "total", a.Total.String(), "count", a.Count)
+			metrics.Alerts.WithLabelValues(a.Rule).Inc()
+			d.logger().Debug("fraud alert", "id", a.ID(), "rule", a.Rule, "group", a.GroupKey(),
+				"windowStart", a.WindowStart, "value", a.Value.String(), "total", a.Total.String(), "count", a.Count)
 		}
 	}
 	return p, nil

@@ -25,9 +25,11 @@ type Answer struct {
 // AlertBrief names an alert in an answer.
 type AlertBrief struct {
 	ID          string `json:"id"`
-	Subject     string `json:"subject"`
+	Rule        string `json:"rule"`
+	Subject     string `json:"subject"` // the group: "<from>-><to>", "from:<id>" or "to:<id>"
 	WindowStart string `json:"windowStart"`
 	WindowEnd   string `json:"windowEnd"`
+	Value       string `json:"value"` // the rule's aggregate: an amount or a number of transfers
 	Total       string `json:"total"`
 	Count       int    `json:"count"`
 }
@@ -98,9 +100,9 @@ func (h *Handler) Serve(ctx context.Context, r httpfn.Request) httpfn.Response {
 		}
 	}
 	for _, al := range p.Alerts {
-		a.Alerts = append(a.Alerts, AlertBrief{ID: al.ID(), Subject: transfer.PairKey(al.From, al.To),
+		a.Alerts = append(a.Alerts, AlertBrief{ID: al.ID(), Rule: al.Rule, Subject: al.GroupKey(),
 			WindowStart: al.WindowStart.Format("2006-01-02T15:04:05Z07:00"), WindowEnd: al.WindowEnd.Format("2006-01-02T15:04:05Z07:00"),
-			Total: al.Total.String(), Count: al.Count})
+			Value: al.Value.String(), Total: al.Total.String(), Count: al.Count})
 	}
 	status := http.StatusOK
 	switch {

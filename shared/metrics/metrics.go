@@ -13,10 +13,17 @@ var (
 	Transfers = promauto.NewCounterVec(prometheus.CounterOpts{
 		Name: "fintrans_transfers_total", Help: "Transfers handled by detect, by result.",
 	}, []string{"result"})
-	// Alerts counts fraud alerts accepted by the sink (re-fired ones too).
-	Alerts = promauto.NewCounter(prometheus.CounterOpts{
-		Name: "fintrans_alerts_total", Help: "Fraud alerts accepted by the sink, repeats included.",
-	})
+	// Alerts counts fraud alerts accepted by the sink (re-fired ones too),
+	// by rule.
+	Alerts = promauto.NewCounterVec(prometheus.CounterOpts{
+		Name: "fintrans_alerts_total", Help: "Fraud alerts accepted by the sink, repeats included, by rule.",
+	}, []string{"rule"})
+	// RuleLate counts, by rule, the transfers a rule refused as late for
+	// their group (behind its newest time by more than the rule's
+	// lateness), also when another rule counted them.
+	RuleLate = promauto.NewCounterVec(prometheus.CounterOpts{
+		Name: "fintrans_rule_late_total", Help: "Transfers a rule refused as later than its lateness for their group, by rule.",
+	}, []string{"rule"})
 	// Late counts transfers refused as late.
 	Late = promauto.NewCounter(prometheus.CounterOpts{
 		Name: "fintrans_late_total", Help: "Transfers refused as later than the allowed lateness.",

@@ -49,7 +49,7 @@ func TestReplayPrintsAlertsAsCloudEvents(t *testing.T) {
 			Type, ID string
 			Data     transfer.Alert
 		}
-		if err := json.Unmarshal([]byte(l), &e); err != nil || e.Type != cloudevent.FraudType || e.ID == "" || e.Data.Total <= e.Data.Threshold {
+		if err := json.Unmarshal([]byte(l), &e); err != nil || e.Type != cloudevent.FraudType || e.ID == "" || e.Data.Value.N <= e.Data.Threshold.N || e.Data.Rule != "structuring" {
 			t.Fatalf("not a structured fraud CloudEvent: %s (%v)", l, err)
 		}
 	}

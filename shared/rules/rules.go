@@ -50,11 +50,15 @@ const (
 // how long a group's state must live: MaxStateSpan bounds it.
 const (
 	MaxWindowsPerTransfer = 64
-	MinSlide              = time.Second
-	MaxStateSpan          = 31 * 24 * time.Hour
-	MaxTransactionsLimit  = 1000
-	MaxRules              = 32
-	DefaultRuleID         = "structuring"
+	// MaxBucketsPerWindow bounds window / gcd(window, slide): the store
+	// keeps a group's windows as buckets that wide, and reads a window's
+	// buckets with each transfer (10m/2m: 5; 24h/1h: 24; 7m/3m: 7).
+	MaxBucketsPerWindow  = 256
+	MinSlide             = time.Second
+	MaxStateSpan         = 31 * 24 * time.Hour
+	MaxTransactionsLimit = 1000
+	MaxRules             = 32
+	DefaultRuleID        = "structuring"
 )
 
 var idRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
@@ -78,6 +82,23 @@ type Rule struct {
 // WindowsPerTransfer is how many of the rule's windows hold one transfer.
 func (r Rule) WindowsPerTransfer() int {
 	return int((r.Window + r.Slide - 1) / r.Slide)
+}
+
+// BucketsPerWindow is window / gcd(window, slide): the buckets the store
+// keeps per window and reads per transfer.
+func (r Rule) BucketsPerWindow() int {
+	g := gcd(int64(r.Window), int64(r.Slide))
+	if g <= 0 {
+		return 0
+	}
+	return int(int64(r.Window) / g)
+}
+
+func gcd(a, b int64) int64 {
+	for b != 0 {
+		a, b = b, a%b
+	}
+	return a
 }
 
 // ThresholdText is the threshold as people write it: 10000.00 for a sum,
@@ -257,8 +278,13 @@ func (r Rule) validate() error {
 		return fmt.Errorf("slide: %s is below %s or not whole milliseconds", r.Slide, MinSlide)
 	case r.Window%time.Millisecond != 0:
 		return fmt.Errorf("window: %s is not whole milliseconds", r.Window)
+	case r.Slide > r.Window:
+		return fmt.Errorf("slide: %s is longer than the window %s (a transfer between two windows would belong to none)", r.Slide, r.Window)
 	case r.WindowsPerTransfer() > MaxWindowsPerTransfer:
 		return fmt.Errorf("window: %s / slide %s puts a transfer in %d windows, more than %d", r.Window, r.Slide, r.WindowsPerTransfer(), MaxWindowsPerTransfer)
+	case r.BucketsPerWindow() > MaxBucketsPerWindow:
+		return fmt.Errorf("window: %s and slide %s have a greatest common divisor of %s: %d buckets a window, more than %d (make the window a multiple of a longer step)",
+			r.Window, r.Slide, time.Duration(gcd(int64(r.Window), int64(r.Slide))), r.BucketsPerWindow(), MaxBucketsPerWindow)
 	case r.Lateness < 0:
 		return errors.New("lateness: must not be negative")
 	case r.Window+r.Lateness > MaxStateSpan:

@@ -122,11 +122,13 @@ func (w *Watcher) Check() bool {
 		return false // the same bytes as the set in force: the file came back
 	}
 	old := w.current.Load()
-	w.set(s)
-	w.log.Info("rules reloaded", "RULES_FILE", w.path, "version", s.Version, "previous", old.Version, "rules", describe(s))
+	// The subscribers (the window store) take the set first: once the
+	// metric and Current name it, it is what judges transfers.
 	for _, f := range w.subs {
 		f(s)
 	}
+	w.set(s)
+	w.log.Info("rules reloaded", "RULES_FILE", w.path, "version", s.Version, "previous", old.Version, "rules", describe(s))
 	return true
 }
 
@@ -145,6 +147,9 @@ func Static(s Set) *Watcher {
 	w.set(s)
 	return w
 }
+
+// Describe lists the set's rules for a log line.
+func (s Set) Describe() []string { return describe(s) }
 
 // describe lists a set's rules for a log line.
 func describe(s Set) []string {

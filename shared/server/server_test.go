@@ -117,7 +117,7 @@ func TestMetricsAndProbes(t *testing.T) {
 	}
 	for _, name := range []string{
 		`fintrans_transfers_total{result="counted"}`,
-		"fintrans_alerts_total",
+		`fintrans_alerts_total{rule="structuring"}`,
 		"fintrans_late_total",
 		"fintrans_duplicates_total",
 		"fintrans_dead_lettered_total",
@@ -135,7 +135,7 @@ func TestMetricsAndProbes(t *testing.T) {
 		`fintrans_transfers_total{result="duplicate"}`: 1,
 		`fintrans_transfers_total{result="late"}`:      1,
 		`fintrans_transfers_total{result="invalid"}`:   0, // refused before Process: a single bad event is a 400
-		"fintrans_alerts_total":                        10,
+		`fintrans_alerts_total{rule="structuring"}`:    10,
 		"fintrans_late_total":                          1,
 		"fintrans_duplicates_total":                    1,
 		"fintrans_redis_seconds_count":                 4,

@@ -34,13 +34,25 @@ type Dot struct {
 	Crossed bool // this transfer took the running total over the threshold
 }
 
-// ChartOf draws an alert's chart.
+// ChartOf draws an alert's chart: the window's aggregate growing transfer
+// by transfer (the amounts for a sum rule, one per transfer for a count
+// rule) up to the threshold line.
 func ChartOf(a transfer.Alert) Chart {
 	c := Chart{W: chartW, H: chartH}
-	top := max(a.Total, a.Threshold)
-	var listed money.Cents
+	step := func(t transfer.AlertTransfer) int64 {
+		if a.Threshold.Count {
+			return 1
+		}
+		return int64(t.Amount)
+	}
+	total, threshold := a.Value.N, a.Threshold.N
+	if !a.Threshold.Count {
+		total = max(total, int64(a.Total))
+	}
+	top := max(total, threshold)
+	var listed int64
 	for _, t := range a.Transactions {
-		listed += t.Amount
+		listed += step(t)
 	}
 	top = max(top, listed)
 	if top <= 0 {
@@ -54,21 +66,21 @@ func ChartOf(a transfer.Alert) Chart {
 		f := float64(t.Sub(a.WindowStart)) / float64(span)
 		return round1(min(max(f, 0), 1) * chartW)
 	}
-	y := func(v money.Cents) float64 {
+	y := func(v int64) float64 {
 		return round1(chartH - float64(v)/float64(top)*(chartH-padT))
 	}
-	c.ThresholdY = y(a.Threshold)
+	c.ThresholdY = y(threshold)
 	var b strings.Builder
 	b.WriteString("M0 " + num(y(0)))
-	var run money.Cents
+	var run int64
 	crossed := false
 	for _, t := range a.Transactions {
 		xi := x(t.Time)
 		b.WriteString(" L" + num(xi) + " " + num(y(run)))
-		run += t.Amount
+		run += step(t)
 		b.WriteString(" L" + num(xi) + " " + num(y(run)))
 		d := Dot{X: xi, Y: y(run)}
-		if !crossed && run > a.Threshold {
+		if !crossed && run > threshold {
 			d.Crossed, crossed = true, true
 		}
 		c.Dots = append(c.Dots, d)
@@ -78,13 +90,21 @@ func ChartOf(a transfer.Alert) Chart {
 		last = c.Dots[n-1].X
 	}
 	c.Steps = b.String()
-	if run < a.Total {
-		// Transfers beyond ALERT_MAX_TRANSACTIONS: one dashed step at the
-		// alert's time (the transfer that crossed).
+	if run < total {
+		// Transfers beyond the rule's maxTransactions: one dashed step at
+		// the alert's time (the transfer that crossed).
 		xa := max(x(a.Time), last)
-		c.Rest = "M" + num(last) + " " + num(y(run)) + " L" + num(xa) + " " + num(y(run)) + " L" + num(xa) + " " + num(y(a.Total))
+		c.Rest = "M" + num(last) + " " + num(y(run)) + " L" + num(xa) + " " + num(y(run)) + " L" + num(xa) + " " + num(y(total))
 	}
-	c.Label = "running total of " + strconv.Itoa(len(a.Transactions)) + " listed transfers reaching " + a.Total.String() +
+	what := "running total"
+	if a.Threshold.Count {
+		what = "running count"
+	}
+	value := a.Value
+	if !a.Threshold.Count {
+		value = transfer.Cents(money.Cents(total))
+	}
+	c.Label = what + " of " + strconv.Itoa(len(a.Transactions)) + " listed transfers reaching " + value.String() +
 		" against the threshold " + a.Threshold.String()
 	return c
 }

@@ -11,12 +11,16 @@ import (
 )
 
 // Format renders an alert like the seed's viewer did, with the real window
-// bounds (the seed printed startTimestamp=0):
+// bounds (the seed printed startTimestamp=0) and the rule that fired:
 //
-//	Detected Fraud: TransactionAggregate {startTimestamp=2017-07-23T01:00:00Z, endTimestamp=2017-07-23T01:10:00Z, totalAmount=10000.01, count=3, threshold=10000.00, from='66', to='26', id=fraud-...:
+//	Detected Fraud: TransactionAggregate {startTimestamp=2017-07-23T01:00:00Z, endTimestamp=2017-07-23T01:10:00Z, totalAmount=10000.01, count=3, threshold=10000.00, from='66', to='26', rule=structuring, groupBy=pair, aggregate=sum, id=fraud-...:
 //	Transaction{timestamp=2017-07-23T01:06:47Z, origin='66', target='26', amount=7810.00, id=...}
 //	... and 2 more
 //	}
+//
+// A sender rule's line has from and no to, a receiver rule's to and no
+// from; each transaction names both accounts. A count's threshold is a
+// number of transfers.
 //
 // Account ids are printed between single quotes with Go-style escapes for
 // quotes, backslashes and anything unprintable, so an id can never start a
@@ -34,20 +38,39 @@ func Format(id string, a transfer.Alert) []byte {
 	b.WriteString(strconv.Itoa(a.Count))
 	b.WriteString(", threshold=")
 	b.WriteString(a.Threshold.String())
-	b.WriteString(", from=")
-	b.WriteString(Quote(a.From))
-	b.WriteString(", to=")
-	b.WriteString(Quote(a.To))
+	if a.GroupBy != transfer.GroupTo {
+		b.WriteString(", from=")
+		b.WriteString(Quote(a.From))
+	}
+	if a.GroupBy != transfer.GroupFrom {
+		b.WriteString(", to=")
+		b.WriteString(Quote(a.To))
+	}
+	if a.Rule != "" {
+		b.WriteString(", rule=")
+		b.WriteString(ID(a.Rule))
+		b.WriteString(", groupBy=")
+		b.WriteString(ID(a.GroupBy))
+		b.WriteString(", aggregate=")
+		b.WriteString(ID(a.Aggregate))
+	}
 	b.WriteString(", id=")
 	b.WriteString(ID(id))
 	b.WriteString(":\n")
 	for _, t := range a.Transactions {
 		b.WriteString("Transaction{timestamp=")
 		b.WriteString(stamp(t.Time))
+		from, to := a.From, a.To
+		if t.From != "" {
+			from = t.From
+		}
+		if t.To != "" {
+			to = t.To
+		}
 		b.WriteString(", origin=")
-		b.WriteString(Quote(a.From))
+		b.WriteString(Quote(from))
 		b.WriteString(", target=")
-		b.WriteString(Quote(a.To))
+		b.WriteString(Quote(to))
 		b.WriteString(", amount=")
 		b.WriteString(t.Amount.String())
 		b.WriteString(", id=")

@@ -12,8 +12,14 @@ import (
 // today's only rule.
 const DefaultRule = "structuring"
 
-// RuleOf is the id of the rule that raised an alert.
-func RuleOf(transfer.Alert) string { return DefaultRule }
+// RuleOf is the id of the rule that raised an alert (an alert of an older
+// detect carries none: it is the seed's rule).
+func RuleOf(a transfer.Alert) string {
+	if a.Rule == "" {
+		return DefaultRule
+	}
+	return a.Rule
+}
 
 // live is what the live page needs from the printed alerts: a sequence
 // number per alert, counts, and a way to wait for the next one. Guarded by

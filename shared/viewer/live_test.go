@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -20,7 +21,8 @@ const hostile = `"><img src=x onerror=alert(1)><script>window.pwned=1</script>` 
 
 func testAlert(from, to string, amounts ...money.Cents) transfer.Alert {
 	ws := time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC)
-	a := transfer.Alert{From: from, To: to, WindowStart: ws, WindowEnd: ws.Add(10 * time.Minute), Threshold: 10000_00}
+	a := transfer.Alert{Rule: transfer.DefaultRule, GroupBy: transfer.GroupPair, Aggregate: "sum", From: from, To: to,
+		WindowStart: ws, WindowEnd: ws.Add(10 * time.Minute), Threshold: transfer.Cents(10000_00)}
 	for i, m := range amounts {
 		t := ws.Add(time.Duration(i+1) * time.Minute)
 		a.Transactions = append(a.Transactions, transfer.AlertTransfer{ID: "t" + string(rune('a'+i)), Time: t, Amount: m})
@@ -28,6 +30,7 @@ func testAlert(from, to string, amounts ...money.Cents) transfer.Alert {
 		a.Count++
 		a.Time = t
 	}
+	a.Value = transfer.Cents(a.Total)
 	return a
 }
 
@@ -264,5 +267,42 @@ func TestEventsWhereAnswersAreBuffered(t *testing.T) {
 	}
 	if res := req(http.Header{"Authorization": {"Bearer s3cret"}, "Last-Event-Id": {"3"}}); string(res.Body) != "retry: 2000\n\n" {
 		t.Errorf("nothing new: %q", res.Body)
+	}
+}
+
+// A sender rule that counts: the chart steps one per transfer to the count
+// threshold, and the page names the sender, "any receiver", the rule and each
+// transfer's counterparty.
+func TestCountRuleOfASender(t *testing.T) {
+	ws := time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC)
+	a := transfer.Alert{Rule: "velocity", GroupBy: transfer.GroupFrom, Aggregate: "count", From: "acct-1",
+		WindowStart: ws, WindowEnd: ws.Add(4 * time.Minute), Threshold: transfer.Transfers(5)}
+	for i := range 6 {
+		tm := ws.Add(time.Duration(i+1) * 30 * time.Second)
+		a.Transactions = append(a.Transactions, transfer.AlertTransfer{ID: fmt.Sprintf("v%d", i), Time: tm, Amount: 10_00, To: fmt.Sprintf("payee-%d", i)})
+		a.Total += 10_00
+		a.Count++
+		a.Time = tm
+	}
+	a.Value = transfer.Transfers(int64(a.Count))
+	c := ChartOf(a)
+	if len(c.Dots) != 6 || c.Dots[4].Crossed || !c.Dots[5].Crossed || c.Rest != "" {
+		t.Fatalf("dots %+v rest %q: want the sixth to cross 5", c.Dots, c.Rest)
+	}
+	if !strings.Contains(c.Label, "running count") || !strings.Contains(c.Label, "reaching 6 against the threshold 5") {
+		t.Errorf("label %q", c.Label)
+	}
+	v := newTestViewer()
+	v.print(a.ID(), a)
+	rec := get(&Handler{Viewer: v}, "/", map[string]string{"Accept": "text/html"})
+	body := rec.Body.String()
+	for _, want := range []string{`data-rule="velocity"`, `<bdi class="acct from">acct-1</bdi>`, "any receiver",
+		"6 transfers &gt; 5 (total 60.00)", "<th>counterparty</th>", "<bdi>payee-5</bdi>"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("page lacks %q", want)
+		}
+	}
+	if st := v.Stats(time.Now()); len(st.Rules) != 1 || st.Rules[0].Rule != "velocity" {
+		t.Errorf("stats per rule %+v", st.Rules)
 	}
 }

@@ -167,8 +167,8 @@ var page = template.Must(template.New("viewer").Funcs(template.FuncMap{
 </body>
 </html>
 {{define "alert"}}<li class="alert" data-from="{{.Alert.From}}" data-to="{{.Alert.To}}" data-rule="{{rule .Alert}}" data-id="{{.ID}}"{{if .Hidden}} hidden{{end}}>
-<div class="pair"><bdi class="acct from">{{.Alert.From}}</bdi> &rarr; <bdi class="acct to">{{.Alert.To}}</bdi><span class="rule">{{rule .Alert}}</span></div>
-<div class="meta">{{.Alert.Total}} &gt; {{.Alert.Threshold}} in {{.Alert.Count}} transfer{{plural .Alert.Count}}, window {{clock .Alert.WindowStart}} to {{clock .Alert.WindowEnd}} UTC</div>
+<div class="pair">{{if .Alert.From}}<bdi class="acct from">{{.Alert.From}}</bdi>{{else}}<span class="any">any sender</span>{{end}} &rarr; {{if .Alert.To}}<bdi class="acct to">{{.Alert.To}}</bdi>{{else}}<span class="any">any receiver</span>{{end}}<span class="rule">{{rule .Alert}}</span></div>
+<div class="meta">{{if .Alert.Threshold.Count}}{{.Alert.Count}} transfers &gt; {{.Alert.Threshold}} (total {{.Alert.Total}}){{else}}{{.Alert.Total}} &gt; {{.Alert.Threshold}} in {{.Alert.Count}} transfer{{plural .Alert.Count}}{{end}}, window {{clock .Alert.WindowStart}} to {{clock .Alert.WindowEnd}} UTC</div>
 {{with chart .Alert}}<svg class="chart" viewBox="0 0 {{.W}} {{.H}}" role="img" aria-label="{{.Label}}"><title>{{.Label}}</title>
 <line class="threshold" x1="0" y1="{{.ThresholdY}}" x2="{{.W}}" y2="{{.ThresholdY}}"></line>
 <path class="steps" d="{{.Steps}}"></path>{{if .Rest}}<path class="rest" d="{{.Rest}}"></path>{{end}}
@@ -176,9 +176,9 @@ var page = template.Must(template.New("viewer").Funcs(template.FuncMap{
 </svg>{{end}}
 <details><summary>transfers, alert id</summary>
 <table>
-<tr><th>time</th><th>amount</th><th>id</th></tr>
-{{range .Alert.Transactions}}<tr><td>{{stamp .Time}}</td><td>{{.Amount}}</td><td><code>{{.ID}}</code></td></tr>
-{{end}}{{with more .Alert}}{{if gt . 0}}<tr><td colspan="3">... and {{.}} more</td></tr>{{end}}{{end}}
+<tr><th>time</th><th>amount</th><th>id</th>{{if not (and .Alert.From .Alert.To)}}<th>counterparty</th>{{end}}</tr>
+{{$pair := and .Alert.From .Alert.To}}{{range .Alert.Transactions}}<tr><td>{{stamp .Time}}</td><td>{{.Amount}}</td><td><code>{{.ID}}</code></td>{{if not $pair}}<td><bdi>{{.From}}{{.To}}</bdi></td>{{end}}</tr>
+{{end}}{{with more .Alert}}{{if gt . 0}}<tr><td colspan="4">... and {{.}} more</td></tr>{{end}}{{end}}
 </table>
 <p>alert <code>{{.ID}}</code></p>
 </details>

@@ -23,9 +23,9 @@ import (
 // stop it, and it returns once the batch is done (Redis calls are bounded by
 // the client's timeouts).
 type Coalescer struct {
-	Store *Store
-	Limit int // batches in Redis at once (default 8)
-	Max   int // transfers merged into one batch at most (default 1024)
+	Store Applier // a *Store or *Rules
+	Limit int     // batches in Redis at once (default 8)
+	Max   int     // transfers merged into one batch at most (default 1024)
 
 	mu      sync.Mutex
 	pending []*waiter

@@ -5,10 +5,17 @@ import (
 	"time"
 
 	"github.com/fintrans/fintrans/shared/money"
+	"github.com/fintrans/fintrans/shared/rules"
 )
 
-// Config is the detection configuration the script applies.
+// Config is the detection configuration the script applies: one rule's.
 type Config struct {
+	// The rule: its id, what it groups by and how it aggregates. Zero
+	// values: rules.DefaultRuleID, a pair, a sum (the seed's rule).
+	Rule      string
+	GroupBy   rules.GroupBy
+	Aggregate rules.Aggregate
+	// Threshold: cents for a sum, transfers for a count.
 	Threshold       money.Cents
 	Size            time.Duration
 	Slide           time.Duration
@@ -47,7 +54,7 @@ func (c Config) Validate() error {
 		return bad("Slide", "window slide %s must be positive whole milliseconds", c.Slide)
 	case c.Slide > c.Size:
 		return bad("Slide", "window slide %s is longer than the window size %s", c.Slide, c.Size)
-	case c.Threshold <= 0:
+	case c.Threshold < 0 || (c.Threshold == 0 && c.Aggregate != rules.Count):
 		return bad("Threshold", "threshold must be positive")
 	case c.Lateness < 0:
 		return bad("Lateness", "lateness must not be negative")
@@ -61,6 +68,17 @@ func (c Config) Validate() error {
 		return bad("ReplicaTimeout", "min replicas needs a replica timeout of at least 1ms")
 	}
 	return nil
+}
+
+// ForRule is the configuration of the store that evaluates rule r: the
+// connection settings of c (TTL, KeyPrefix, MinReplicas, ReplicaTimeout)
+// and r's window. The keys expire after at least r's window plus lateness
+// (c.TTL when longer).
+func (c Config) ForRule(r rules.Rule) Config {
+	c.Rule, c.GroupBy, c.Aggregate = r.ID, r.GroupBy, r.Aggregate
+	c.Threshold, c.Size, c.Slide, c.Lateness, c.MaxTransactions = money.Cents(r.Threshold), r.Window, r.Slide, r.Lateness, r.MaxTransactions
+	c.TTL = max(c.TTL, r.Window+r.Lateness)
+	return c
 }
 
 // FirstStart is the start of the earliest window (of the given size and

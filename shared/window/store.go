@@ -1,11 +1,15 @@
-// Package window is the window store: a pair's sliding event-time windows
+// Package window is the window store: a group's sliding event-time windows
 // live in Redis and one Lua script (window.lua) applies each transfer
 // atomically: lateness, dedupe, the transfer's bucket total and the totals of
 // the windows holding it (which tell whether this transfer crossed the
 // threshold), evidence, pruning, expiry. A script call carries a batch of
 // transfers applied one after another, each as if alone. It works unchanged
-// on a standalone Redis and on a Redis Cluster: the keys of a pair share one
-// hash tag, and on a cluster a call carries one pair's transfers.
+// on a standalone Redis and on a Redis Cluster: the keys of a group share one
+// hash tag, and on a cluster a call carries one group's transfers.
+//
+// A Store evaluates one rule (by default the seed's: a pair's sum); Rules
+// (rules.go) evaluates a rule set, one Store a rule, and takes a new set at
+// runtime.
 package window
 
 import (
@@ -27,6 +31,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/fintrans/fintrans/shared/money"
+	"github.com/fintrans/fintrans/shared/rules"
 	"github.com/fintrans/fintrans/shared/transfer"
 )
 
@@ -50,7 +55,10 @@ const (
 type Outcome struct {
 	Status Status
 	Alerts []transfer.Alert // fired (or, for a redelivered duplicate, fired again)
-	Newest time.Time        // for Late: the newest time seen for the pair
+	Newest time.Time        // for Late: the newest time seen for the group
+	// LateFor lists the rules that refused the transfer as late for its
+	// group (Rules: also when another rule counted it).
+	LateFor []string
 }
 
 // Store applies transfers to Redis.
@@ -61,6 +69,9 @@ type Store struct {
 	size   int64 // ms
 	slide  int64 // ms
 	args   [7]string
+	rule   rules.Rule // the rule evaluated (Threshold, Window, Slide: from cfg)
+	maxIdx int64      // bucket indices a call sends formatted at most
+	state  string     // rule.StateKey(), in every key
 
 	minReplicas atomic.Int64 // cfg.MinReplicas once resolved; AutoReplicas until then
 	assigned    sync.Map     // cluster node address -> assignedReplicas
@@ -76,8 +87,21 @@ func New(rdb redis.UniversalClient, cfg Config) (*Store, error) {
 	if cfg.KeyPrefix == "" {
 		cfg.KeyPrefix = "ft:"
 	}
+	if cfg.Rule == "" {
+		cfg.Rule = rules.DefaultRuleID
+	}
+	if cfg.GroupBy == "" {
+		cfg.GroupBy = rules.Pair
+	}
+	if cfg.Aggregate == "" {
+		cfg.Aggregate = rules.Sum
+	}
 	g := gcd(size, slide)
-	s := &Store{rdb: rdb, cfg: cfg, bucket: g, size: size, slide: slide}
+	r := rules.Rule{ID: cfg.Rule, GroupBy: cfg.GroupBy, Aggregate: cfg.Aggregate, Threshold: int64(cfg.Threshold),
+		Window: cfg.Size, Slide: cfg.Slide, Lateness: cfg.Lateness, MaxTransactions: cfg.MaxTransactions, Enabled: true}
+	s := &Store{rdb: rdb, cfg: cfg, bucket: g, size: size, slide: slide, rule: r, state: r.StateKey()}
+	// One transfer's windows cover (windows - 1) slides and a window.
+	s.maxIdx = max(maxIndices, 2*((int64(r.WindowsPerTransfer())-1)*slide+size)/g)
 	s.minReplicas.Store(int64(cfg.MinReplicas))
 	for i, v := range []int64{int64(cfg.Threshold), size, slide, g, cfg.Lateness.Milliseconds(), int64(cfg.MaxTransactions), cfg.TTL.Milliseconds()} {
 		s.args[i] = strconv.FormatInt(v, 10)
@@ -105,18 +129,55 @@ func (s *Store) Load(ctx context.Context) error {
 	return err
 }
 
-// Keys returns the two keys of a pair: its state hash and its dedupe set.
-// The hash tag is the base64url form of both ids joined by '.', a character
-// base64url never produces: no two pairs share a tag whatever their ids hold,
-// and no tag contains '{' or '}'.
+// Rule is the rule the store evaluates.
+func (s *Store) Rule() rules.Rule { return s.rule }
+
+// Keys returns the two keys of the group of a transfer from -> to: its
+// state hash and its dedupe set. The hash tag is the kind of group (p, f or
+// t), the rule's StateKey (letters, digits, '_', '-', '.'), then the
+// base64url form of the group's account, or of both ids joined by '.' for a
+// pair, all separated by ':': base64url never produces '.' or ':', so no two
+// rules or groups share a tag whatever the ids hold, and no tag contains '{'
+// or '}'. All keys of a group share the tag, so a hash slot.
 func (s *Store) Keys(from, to string) [2]string {
 	tag := s.tag(from, to)
 	return [2]string{tag + "h", tag + "s"}
 }
 
 func (s *Store) tag(from, to string) string {
-	return s.cfg.KeyPrefix + "{" + base64.RawURLEncoding.EncodeToString([]byte(from)) + "." +
-		base64.RawURLEncoding.EncodeToString([]byte(to)) + "}:"
+	b64 := base64.RawURLEncoding.EncodeToString
+	switch s.cfg.GroupBy {
+	case rules.From:
+		return s.cfg.KeyPrefix + "{f:" + s.state + ":" + b64([]byte(from)) + "}:"
+	case rules.To:
+		return s.cfg.KeyPrefix + "{t:" + s.state + ":" + b64([]byte(to)) + "}:"
+	}
+	return s.cfg.KeyPrefix + "{p:" + s.state + ":" + b64([]byte(from)) + "." + b64([]byte(to)) + "}:"
+}
+
+// group is the group of a transfer: its pair, or its one account.
+func (s *Store) group(t transfer.Transfer) [2]string {
+	switch s.cfg.GroupBy {
+	case rules.From:
+		return [2]string{t.From, ""}
+	case rules.To:
+		return [2]string{"", t.To}
+	}
+	return [2]string{t.From, t.To}
+}
+
+// evidencePayload is what the evidence keeps of a transfer besides its
+// time and amount: its id, and for a sender or receiver rule first the
+// other account, length-prefixed ("3:bob" then the id). The script only
+// measures it.
+func (s *Store) evidencePayload(t transfer.Transfer) string {
+	switch s.cfg.GroupBy {
+	case rules.From:
+		return strconv.Itoa(len(t.To)) + ":" + t.To + t.ID
+	case rules.To:
+		return strconv.Itoa(len(t.From)) + ":" + t.From + t.ID
+	}
+	return t.ID
 }
 
 // idKey identifies a delivery by (source, id): the first 16 bytes of the
@@ -134,7 +195,9 @@ const (
 	// MaxPerCall bounds the transfers of one script call: a call holds
 	// Redis for its whole run (some 10-20 µs a transfer).
 	MaxPerCall = 64
-	// maxIndices bounds the bucket indices a call sends formatted; a batch
+	// maxIndices bounds the bucket indices a call sends formatted (or
+	// twice the span of one transfer's windows when that is more: 47
+	// indices for 24h/1h); a batch
 	// spread wider in event time is cut into more calls.
 	maxIndices = 32
 )
@@ -377,7 +440,7 @@ func (s *Store) plan(ts []transfer.Transfer) []call {
 	if _, cluster := s.rdb.(*redis.ClusterClient); cluster {
 		byPair := map[[2]string]int{}
 		for i, t := range ts {
-			p := [2]string{t.From, t.To}
+			p := s.group(t)
 			g, ok := byPair[p]
 			if !ok {
 				g = len(groups)
@@ -398,7 +461,7 @@ func (s *Store) plan(ts []transfer.Transfer) []call {
 		cur := call{idx: g[:0]}
 		for k, i := range g {
 			b0, b1 := s.span(ts[i])
-			if len(cur.idx) > 0 && (len(cur.idx) >= MaxPerCall || max(cur.hi, b1)-min(cur.lo, b0) >= maxIndices) {
+			if len(cur.idx) > 0 && (len(cur.idx) >= MaxPerCall || max(cur.hi, b1)-min(cur.lo, b0) >= s.maxIdx) {
 				calls = append(calls, cur)
 				cur = call{idx: g[k:k]}
 			}
@@ -440,7 +503,7 @@ func floorDiv(a, b int64) int64 {
 func (s *Store) callArgs(ts []transfer.Transfer, c call) ([]string, []any) {
 	lo, hi := c.lo, c.hi
 	keys := make([]string, 0, 2*len(c.idx))
-	args := make([]any, 0, len(s.args)+3+2*int(hi-lo+1)+4*len(c.idx))
+	args := make([]any, 0, len(s.args)+3+2*int(hi-lo+1)+argsPerTransfer*len(c.idx)+1)
 	for _, a := range s.args {
 		args = append(args, a)
 	}
@@ -457,32 +520,45 @@ func (s *Store) callArgs(ts []transfer.Transfer, c call) ([]string, []any) {
 		tag := s.tag(t.From, t.To)
 		keys = append(keys, tag+"h", tag+"s")
 		amt := strconv.FormatInt(int64(t.Amount), 10)
+		payload := s.evidencePayload(t)
 		args = append(args, idKey(t), strconv.FormatInt(t.Time.UnixMilli(), 10), amt,
-			amt+","+strconv.Itoa(len(t.ID))+":"+t.ID)
+			amt+","+strconv.Itoa(len(payload))+":"+payload)
 	}
-	return keys, args
+	agg := aggSum
+	if s.cfg.Aggregate == rules.Count {
+		agg = aggCount
+	}
+	return keys, append(args, agg)
 }
 
 func isNoScript(err error) bool {
 	return err != nil && (errors.Is(err, redis.ErrNoScript) || redis.HasErrorPrefix(err, "NOSCRIPT"))
 }
 
-// parse reads the script's answer for one transfer {status, info, alert...}.
+// parse reads the script's answer for one transfer (see protocol.go): a
+// malformed answer is an error, never read as zeros.
 func (s *Store) parse(t transfer.Transfer, v any) (Outcome, error) {
-	if n, ok := v.(int64); ok && n == int64(Counted) {
+	if n, ok := v.(int64); ok && n == answerPlain {
 		return Outcome{Status: Counted}, nil
 	}
 	arr, ok := v.([]any)
 	if !ok || len(arr) < 2 {
-		return Outcome{}, fmt.Errorf("window script: unexpected answer %T", v)
+		return Outcome{}, fmt.Errorf("window script: unexpected answer %#v", v)
 	}
-	st, _ := arr[0].(int64)
+	st, ok1 := arr[0].(int64)
+	info, ok2 := arr[1].(int64)
+	if !ok1 || !ok2 {
+		return Outcome{}, fmt.Errorf("window script: malformed status %#v", arr[:2])
+	}
 	o := Outcome{Status: Status(st)}
 	switch o.Status {
 	case Counted, Duplicate:
 	case Late:
-		n, _ := arr[1].(int64)
-		o.Newest = time.UnixMilli(n).UTC()
+		if len(arr) != 2 {
+			return Outcome{}, fmt.Errorf("window script: a late answer with alerts %#v", arr)
+		}
+		o.Newest = time.UnixMilli(info).UTC()
+		o.LateFor = []string{s.cfg.Rule}
 		return o, nil
 	default:
 		return Outcome{}, fmt.Errorf("window script: unknown status %v", arr[0])
@@ -498,29 +574,48 @@ func (s *Store) parse(t transfer.Transfer, v any) (Outcome, error) {
 }
 
 func (s *Store) parseAlert(t transfer.Transfer, raw any) (transfer.Alert, error) {
-	f, ok := raw.([]any)
-	if !ok || len(f) != 6 {
-		return transfer.Alert{}, fmt.Errorf("window script: malformed alert %v", raw)
+	bad := func() (transfer.Alert, error) {
+		return transfer.Alert{}, fmt.Errorf("window script: malformed alert %#v", raw)
 	}
-	start, _ := f[0].(int64)
-	total, _ := f[1].(int64)
-	count, _ := f[2].(int64)
-	fired, _ := f[3].(int64)
-	seq, _ := f[4].(int64)
-	ev, _ := f[5].([]any)
+	f, ok := raw.([]any)
+	if !ok || len(f) != alertFields {
+		return bad()
+	}
+	var n [alertEvidence]int64
+	for k := range n {
+		if n[k], ok = f[k].(int64); !ok {
+			return bad()
+		}
+	}
+	start, total, count, fired, seq := n[alertStart], n[alertTotal], n[alertCount], n[alertTime], n[alertSeq]
+	ev, ok := f[alertEvidence].([]any)
+	if !ok || total <= 0 || count <= 0 || seq <= 0 {
+		return bad()
+	}
+	g := s.group(t)
 	a := transfer.Alert{
-		From:        t.From,
-		To:          t.To,
+		Rule:        s.cfg.Rule,
+		GroupBy:     string(s.cfg.GroupBy),
+		From:        g[0],
+		To:          g[1],
+		Aggregate:   string(s.cfg.Aggregate),
+		Value:       transfer.Cents(money.Cents(total)),
 		WindowStart: time.UnixMilli(start).UTC(),
 		WindowEnd:   time.UnixMilli(start).Add(s.cfg.Size).UTC(),
 		Total:       money.Cents(total),
-		Threshold:   s.cfg.Threshold,
+		Threshold:   transfer.Cents(s.cfg.Threshold),
 		Count:       int(count),
 		Time:        time.UnixMilli(fired).UTC(),
 	}
+	if s.cfg.Aggregate == rules.Count {
+		a.Value, a.Threshold = transfer.Transfers(count), transfer.Transfers(int64(s.cfg.Threshold))
+	}
 	var es []evidenceEntry
 	for _, v := range ev {
-		str, _ := v.(string)
+		str, ok := v.(string)
+		if !ok {
+			return bad()
+		}
 		got, err := parseEvidence(str, seq, es)
 		if err != nil {
 			return transfer.Alert{}, err
@@ -538,7 +633,22 @@ func (s *Store) parseAlert(t transfer.Transfer, raw any) (transfer.Alert, error)
 	}
 	a.Transactions = make([]transfer.AlertTransfer, len(es))
 	for i, e := range es {
-		a.Transactions[i] = transfer.AlertTransfer{ID: e.id, Time: time.UnixMilli(e.ms).UTC(), Amount: e.amount}
+		at := transfer.AlertTransfer{ID: e.id, Time: time.UnixMilli(e.ms).UTC(), Amount: e.amount}
+		if s.cfg.GroupBy != rules.Pair {
+			// "len:other" then the id (evidencePayload).
+			ls, rest, ok := strings.Cut(e.id, ":")
+			k, err := strconv.Atoi(ls)
+			if !ok || err != nil || k < 0 || k > len(rest) {
+				return transfer.Alert{}, fmt.Errorf("window script: malformed evidence payload %q", e.id)
+			}
+			at.ID = rest[k:]
+			if s.cfg.GroupBy == rules.From {
+				at.To = rest[:k]
+			} else {
+				at.From = rest[:k]
+			}
+		}
+		a.Transactions[i] = at
 	}
 	a.Truncated = len(a.Transactions) < a.Count
 	return a, nil

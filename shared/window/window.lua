@@ -4,14 +4,20 @@
 -- hash slot); it pays the script's fixed cost and reads its configuration
 -- once for all of them.
 --
--- Per pair, two keys:
+-- Per group (a pair, or for rules grouping by sender or receiver, one
+-- account: the caller names the keys, and "pair" below means the group),
+-- two keys:
 -- h: hash of the pair's state
 --      t      newest event time seen (ms)
 --      lo     lowest bucket index still kept
 --      n      transfer sequence number of the pair
---      v<b>   total (cents) of the g-wide bucket b (times b*g to b*g+g),
---             g being gcd(size, slide): a window's total is the sum of its
---             size/g buckets, read with the pair's state in one HMGET
+--      v<b>   total of the g-wide bucket b (times b*g to b*g+g), g being
+--             gcd(size, slide): the sum of its amounts (cents), or with
+--             aggregate count its number of transfers; a window's total is
+--             the sum of its size/g buckets, read with the pair's state in
+--             one HMGET
+--      m<b>   with aggregate count only: the sum of bucket b's amounts
+--             (cents), read when a window fires
 --      a<i>   alert of the window starting at i*g:
 --             "seq:total:count:time:idkey" of the transfer that fired it
 --      f      "idkey:time" of the pair's first transfer, until the second
@@ -31,14 +37,19 @@
 --       caller formats them, so that the script formats almost no number or
 --       field name: Lua's number-to-string conversion and string building
 --       are among the costliest things it would do), then per transfer:
---       idkey, time ms, amount cents, "amount,len:id" (its evidence tail).
+--       idkey, time ms, amount cents, "amount,len:id" (its evidence tail),
+--       and last the aggregate: "sum" (a transfer adds its amount to the
+--       totals) or "count" (it adds 1, and its amount to m<b>).
 --
 -- Returns one answer per transfer: 1 when counted and nothing fired, else
 --   {status, info, alert...}: status 1 counted (info = sequence number), 2
 --   duplicate, 3 late (info = newest time seen); each alert is
 --   {windowStart, total, count, fireTime, seq, {e<b> strings of the
---   window's buckets}}: the caller lists the entries with a sequence number
---   up to seq, oldest first, at most cap.
+--   window's buckets}}, total being the window's sum of amounts and count
+--   its number of transfers whatever the aggregate: the caller lists the
+--   entries with a sequence number up to seq, oldest first, at most cap.
+-- (store.go's protocol section is the Go side of these arguments and
+-- answers; protocol_test.go pins both.)
 
 -- One script for Redis (Lua 5.1) and for the embedded Redis of `fintrans
 -- run` and `fintrans replay` (miniredis, whose Lua is gopher-lua); the tests
@@ -87,6 +98,7 @@ local nb = tonumber(ARGV[10])
 local V = 11 + nb - B0 -- ARGV[V + j] is "v<j>" for B0 <= j < B0 + nb
 local first = 11 + 2 * nb -- ARGV index of the first transfer's arguments
 local span = size / g -- buckets per window
+local count = ARGV[#ARGV] == 'count' -- the aggregate: transfers counted, not summed
 
 local function d(x) return format('%d', x) end
 
@@ -128,6 +140,18 @@ local function evidence(h, st)
     if v then out[#out + 1] = v end
   end
   return out
+end
+
+-- With aggregate count, the sum of the amounts of the window starting at st.
+local function amounts(h, st)
+  local b = st / g
+  local fields = {}
+  for j = 0, span - 1 do fields[#fields + 1] = 'm' .. js(b + j) end
+  local sum = 0
+  for _, v in ipairs(call('HMGET', h, unpack(fields))) do
+    if v then sum = sum + tonumber(v) end
+  end
+  return sum
 end
 
 -- The entries of an evidence string from position pos: {start, stop, time,
@@ -182,14 +206,16 @@ end
 
 -- The alert of the window starting at st if transfer idkey fired it.
 local function refire(h, st, rec, key)
-  local seq, total, count, ft, who = match(rec, '^(%d+):(%d+):(%d+):(%-?%d+):(.*)$')
+  local seq, total, cnt, ft, who = match(rec, '^(%d+):(%d+):(%d+):(%-?%d+):(.*)$')
   if who ~= key then return nil end
-  return {st, tonumber(total), tonumber(count), tonumber(ft), tonumber(seq), evidence(h, st)}
+  return {st, tonumber(total), tonumber(cnt), tonumber(ft), tonumber(seq), evidence(h, st)}
 end
 
 local function apply(h, s, idkey, tstr, amtstr, ev)
   local t = tonumber(tstr)
-  local amt = tonumber(amtstr)
+  -- What the transfer adds to its bucket's total: its amount, or 1.
+  local amt, wstr = tonumber(amtstr), amtstr
+  if count then amt, wstr = 1, '1' end
   local b = floor(t / g)
   -- The windows holding t start at top, top - slide, ..., low; they cover
   -- buckets lowB to highB, whose totals are read with the pair's state
@@ -206,10 +232,14 @@ local function apply(h, s, idkey, tstr, amtstr, ev)
   -- or a duplicate) that does not cross the threshold alone: its state is
   -- written at once, exactly as the general path below would write it.
   if amt <= thr and call('EXISTS', h) == 0 then
-    local set = {'n', '1', vb, amtstr, 't', tstr, 'lo', js(floor((t - late - size) / g)), 'f', idkey .. ':' .. tstr}
+    local set = {'n', '1', vb, wstr, 't', tstr, 'lo', js(floor((t - late - size) / g)), 'f', idkey .. ':' .. tstr}
     if cap > 0 then
       set[11] = eb
       set[12] = '1,' .. tstr .. '|1,' .. tstr .. ',' .. ev
+    end
+    if count then
+      set[#set + 1] = 'm' .. js(b)
+      set[#set + 1] = amtstr
     end
     call('HSET', h, unpack(set))
     call('PEXPIRE', h, ttl)
@@ -279,7 +309,7 @@ local function apply(h, s, idkey, tstr, amtstr, ev)
   -- is bucket j's.
   for k = 6, 6 + highB - lowB do meta[k] = tonumber(meta[k]) or 0 end
   local cur = meta[6 + b - lowB]
-  local set = {'n', seqs, vb, cur == 0 and amtstr or cur + amt}
+  local set = {'n', seqs, vb, cur == 0 and wstr or cur + amt}
   if single then
     set[#set + 1] = 'f'
     set[#set + 1] = idkey .. ':' .. tstr
@@ -306,10 +336,11 @@ local function apply(h, s, idkey, tstr, amtstr, ev)
           del[#del + 1] = 'v' .. jstr
           del[#del + 1] = 'a' .. jstr
           del[#del + 1] = 'e' .. jstr
+          if count then del[#del + 1] = 'm' .. jstr end
         end
       else
         for _, f in ipairs(call('HKEYS', h)) do
-          local j = match(f, '^[vae](%-?%d+)$') -- never tonumber(match(...)): see the header
+          local j = match(f, '^[vaem](%-?%d+)$') -- never tonumber(match(...)): see the header
           if j and tonumber(j) < keep then del[#del + 1] = f end
         end
       end
@@ -318,6 +349,7 @@ local function apply(h, s, idkey, tstr, amtstr, ev)
     end
   end
   call('HSET', h, unpack(set))
+  if count then call('HINCRBY', h, 'm' .. js(b), amtstr) end
 
   -- Expiry: set on each new key, refreshed when the pair enters a new bucket
   -- and every 64th transfer.
@@ -340,11 +372,15 @@ local function apply(h, s, idkey, tstr, amtstr, ev)
     local total = before + amt
     if total > thr and before <= thr then
       local w = js(st / g)
-      local count = 1
-      if not single then count = call('ZCOUNT', s, d(st), '(' .. d(st + size)) end
-      call('HSET', h, 'a' .. w, seqs .. ':' .. d(total) .. ':' .. d(count) .. ':' .. tstr .. ':' .. idkey)
+      local sum, n = total, 1
+      if count then
+        sum, n = amounts(h, st), total
+      elseif not single then
+        n = call('ZCOUNT', s, d(st), '(' .. d(st + size))
+      end
+      call('HSET', h, 'a' .. w, seqs .. ':' .. d(sum) .. ':' .. d(n) .. ':' .. tstr .. ':' .. idkey)
       out = out or {1, seq}
-      out[#out + 1] = {st, total, count, t, seq, evidence(h, st)}
+      out[#out + 1] = {st, sum, n, t, seq, evidence(h, st)}
     end
   end
   return out or 1

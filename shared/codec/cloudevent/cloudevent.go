@@ -63,13 +63,13 @@ func Alert(a transfer.Alert) ce.Event {
 	// Set the subject as it is: SetSubject trims white space, and account
 	// ids may begin or end with characters Unicode counts as space (U+00A0,
 	// U+2028), which would make the subject name another pair.
-	subject := transfer.PairKey(a.From, a.To)
+	subject := a.GroupKey()
 	if ec, ok := e.Context.(*ce.EventContextV1); ok {
 		ec.Subject = &subject
 	} else {
 		e.SetSubject(subject)
 	}
-	e.SetExtension(PartitionKey, transfer.PairKey(a.From, a.To))
+	e.SetExtension(PartitionKey, subject)
 	a.WindowStart, a.WindowEnd = a.WindowStart.UTC(), a.WindowEnd.UTC()
 	if a.Transactions == nil {
 		a.Transactions = []transfer.AlertTransfer{}
@@ -88,8 +88,39 @@ func ToAlert(e ce.Event) (transfer.Alert, error) {
 	if err := json.Unmarshal(e.Data(), &a); err != nil {
 		return transfer.Alert{}, bad("fraud event %s has malformed data: %s", e.ID(), transfer.OneLine(err.Error()))
 	}
-	if a.From == "" || a.To == "" || a.WindowStart.IsZero() {
-		return transfer.Alert{}, bad("fraud event %s lacks from, to or windowStart", e.ID())
+	// An alert of before rules has no rule, groupBy or aggregate: the
+	// seed's rule, a pair, a sum.
+	if a.GroupBy == "" {
+		a.GroupBy = transfer.GroupPair
+	}
+	if a.Aggregate == "" {
+		a.Aggregate = "sum"
+		if a.Value == (transfer.Measure{}) {
+			a.Value = transfer.Cents(a.Total)
+		}
+	}
+	// A whole number reads as a count; a sum's is cents.
+	for _, m := range []*transfer.Measure{&a.Value, &a.Threshold} {
+		if a.Aggregate == "sum" && m.Count {
+			*m = transfer.Cents(money.Cents(m.N * 100))
+		}
+		if a.Aggregate == "count" && !m.Count {
+			return transfer.Alert{}, bad("fraud event %s: a count's value and threshold are whole numbers", e.ID())
+		}
+	}
+	missing := a.WindowStart.IsZero()
+	switch a.GroupBy {
+	case transfer.GroupPair:
+		missing = missing || a.From == "" || a.To == ""
+	case transfer.GroupFrom:
+		missing = missing || a.From == ""
+	case transfer.GroupTo:
+		missing = missing || a.To == ""
+	default:
+		return transfer.Alert{}, bad("fraud event %s: groupBy %q is not pair, from or to", e.ID(), a.GroupBy)
+	}
+	if missing {
+		return transfer.Alert{}, bad("fraud event %s lacks its group (from and/or to) or windowStart", e.ID())
 	}
 	a.Time = e.Time()
 	return a, nil

@@ -215,7 +215,8 @@ func TestFromConnector(t *testing.T) {
 
 func TestAlertRoundTrip(t *testing.T) {
 	a := transfer.Alert{From: "a:b", To: "{c}", WindowStart: time.Unix(1500000000, 0), WindowEnd: time.Unix(1500000600, 0),
-		Total: 1000001, Threshold: 1000000, Count: 2, Time: time.Unix(1500000100, 0),
+		Rule: "structuring", GroupBy: "pair", Aggregate: "sum", Value: transfer.Cents(1000001),
+		Total: 1000001, Threshold: transfer.Cents(1000000), Count: 2, Time: time.Unix(1500000100, 0),
 		Transactions: []transfer.AlertTransfer{{ID: "x", Time: time.Unix(1500000001, 0), Amount: 5}}}
 	e := cloudevent.Alert(a)
 	if e.Type() != cloudevent.FraudType || e.Source() != cloudevent.DetectSource || e.Subject() != "a:b->{c}" || e.ID() != a.ID() {
@@ -228,6 +229,43 @@ func TestAlertRoundTrip(t *testing.T) {
 	if err != nil || b.Total != a.Total || b.ID() != a.ID() || len(b.Transactions) != 1 {
 		t.Fatalf("%v %+v", err, b)
 	}
+	if b.Value != a.Value || b.Threshold != a.Threshold || b.Rule != a.Rule {
+		t.Fatalf("value, threshold or rule changed: %+v", b)
+	}
+	// The seed rule's alert of a pair keeps the id it had before rules.
+	if a.ID() != transfer.AlertID(a.From, a.To, a.WindowStart) {
+		t.Fatal("the structuring rule's alert id changed")
+	}
+
+	// A receiver rule counting: subject and partition key name the group,
+	// value and threshold are whole numbers, the listed transfers carry
+	// their sender.
+	c := transfer.Alert{Rule: "fan-in", GroupBy: "to", To: "{c}", Aggregate: "count", Value: transfer.Transfers(21),
+		WindowStart: time.Unix(1500000000, 0), WindowEnd: time.Unix(1500001800, 0), Total: 4200, Count: 21,
+		Threshold: transfer.Transfers(20), Time: time.Unix(1500000100, 0),
+		Transactions: []transfer.AlertTransfer{{ID: "x", Time: time.Unix(1500000001, 0), Amount: 5, From: "a:b"}}, Truncated: true}
+	e = cloudevent.Alert(c)
+	if e.Subject() != "to:{c}" || e.Extensions()[cloudevent.PartitionKey] != "to:{c}" {
+		t.Fatalf("subject %q, extensions %v", e.Subject(), e.Extensions())
+	}
+	for _, want := range []string{`"rule":"fan-in"`, `"groupBy":"to"`, `"aggregate":"count"`, `"value":21,`, `"threshold":20,`, `"total":42.00`, `"from":"a:b"`} {
+		if !strings.Contains(string(e.Data()), want) {
+			t.Errorf("%s not in %s", want, e.Data())
+		}
+	}
+	if strings.Contains(string(e.Data()), `"from":"",`) || strings.Count(string(e.Data()), `"from"`) != 1 {
+		t.Errorf("a receiver rule's alert names a sender: %s", e.Data())
+	}
+	d, err := cloudevent.ToAlert(e)
+	if err != nil || d.Value != c.Value || d.Threshold != c.Threshold || d.ID() != c.ID() || d.Transactions[0].From != "a:b" {
+		t.Fatalf("%v %+v", err, d)
+	}
+	if c.ID() == transfer.RuleAlertID("fan-in", "from", "", "{c}", c.WindowStart) ||
+		c.ID() == transfer.RuleAlertID("other", "to", "", "{c}", c.WindowStart) ||
+		transfer.RuleAlertID("structuring", "pair", "a", "b", c.WindowStart) == transfer.RuleAlertID("structuring", "from", "a", "b", c.WindowStart) {
+		t.Fatal("alert ids of different rules or groups collide")
+	}
+
 	// Ids differ by pair and window, never by accident of concatenation.
 	if transfer.AlertID("ab", "c", a.WindowStart) == transfer.AlertID("a", "bc", a.WindowStart) {
 		t.Fatal("alert ids collide")

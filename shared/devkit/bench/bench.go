@@ -107,9 +107,16 @@ type Result struct {
 	ReplicasNoWaitP50Ms  float64 `json:"replicas_nowait_batch_p50_ms"`
 	ReplicasWaitP50Ms    float64 `json:"replicas_wait_batch_p50_ms"`
 	ReplicasWaitP99Ms    float64 `json:"replicas_wait_batch_p99_ms"`
-	Cluster              bool    `json:"cluster"`
-	Long                 bool    `json:"long"`
-	Seconds              float64 `json:"seconds"`
+	// Rules (stage 8): detect core with the seed's one rule and with the
+	// README's example rule set; the cost of each rule beyond the first,
+	// in µs of Redis script time a transfer.
+	RulesOneTxPerS     float64 `json:"rules_one_tx_per_s"`
+	RulesExampleTxPerS float64 `json:"rules_example_tx_per_s"`
+	RulesExampleCount  int     `json:"rules_example_count"`
+	RuleUsPerTransfer  float64 `json:"rule_us_per_transfer"`
+	Cluster            bool    `json:"cluster"`
+	Long               bool    `json:"long"`
+	Seconds            float64 `json:"seconds"`
 }
 
 // durations of the stages.
@@ -194,6 +201,7 @@ func Run(ctx context.Context, opts Options, out io.Writer) (Result, error) {
 		{"5-memory", r.memoryStage},
 		{"6-replay", r.replayStage},
 		{"7-replicas", r.replicasStage},
+		{"8-rules", r.rulesStage},
 	}
 	var errs []error
 	for _, s := range stages {

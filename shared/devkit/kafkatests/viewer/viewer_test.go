@@ -127,11 +127,12 @@ func (r *rig) drain(t *testing.T) (int, time.Duration) {
 var base = time.Date(2017, 7, 23, 1, 0, 0, 0, time.UTC)
 
 func alert(from, to string, start time.Time, amounts ...money.Cents) transfer.Alert {
-	a := transfer.Alert{From: from, To: to, WindowStart: start, WindowEnd: start.Add(10 * time.Minute),
-		Threshold: 10000_00, Count: len(amounts)}
+	a := transfer.Alert{Rule: "structuring", GroupBy: "pair", Aggregate: "sum", From: from, To: to, WindowStart: start, WindowEnd: start.Add(10 * time.Minute),
+		Threshold: transfer.Cents(10000_00), Count: len(amounts)}
 	for i, m := range amounts {
 		ts := start.Add(time.Duration(i+1) * time.Minute)
 		a.Total += m
+		a.Value = transfer.Cents(a.Total)
 		a.Transactions = append(a.Transactions, transfer.AlertTransfer{ID: from + "-" + to + "-" + string(rune('a'+i)), Time: ts, Amount: m})
 		a.Time = ts
 	}
@@ -178,17 +179,17 @@ func TestDrainPrintsEachAlertOnceInTheSeedFormat(t *testing.T) {
 		t.Errorf("printed %d, want 3", n)
 	}
 	got := blocks(r.out.Take())
-	want := blocks(`Detected Fraud: TransactionAggregate {startTimestamp=2017-07-23T01:00:00Z, endTimestamp=2017-07-23T01:10:00Z, totalAmount=10000.01, count=3, threshold=10000.00, from='66', to='26', id=` + a1.ID() + `:
+	want := blocks(`Detected Fraud: TransactionAggregate {startTimestamp=2017-07-23T01:00:00Z, endTimestamp=2017-07-23T01:10:00Z, totalAmount=10000.01, count=3, threshold=10000.00, from='66', to='26', rule=structuring, groupBy=pair, aggregate=sum, id=` + a1.ID() + `:
 Transaction{timestamp=2017-07-23T01:01:00Z, origin='66', target='26', amount=7810.00, id=66-26-a}
 Transaction{timestamp=2017-07-23T01:02:00Z, origin='66', target='26', amount=2000.00, id=66-26-b}
 Transaction{timestamp=2017-07-23T01:03:00Z, origin='66', target='26', amount=190.01, id=66-26-c}
 }
-Detected Fraud: TransactionAggregate {startTimestamp=2017-07-23T01:02:00Z, endTimestamp=2017-07-23T01:12:00Z, totalAmount=11000.00, count=4, threshold=10000.00, from='1', to='2', id=` + a2.ID() + `:
+Detected Fraud: TransactionAggregate {startTimestamp=2017-07-23T01:02:00Z, endTimestamp=2017-07-23T01:12:00Z, totalAmount=11000.00, count=4, threshold=10000.00, from='1', to='2', rule=structuring, groupBy=pair, aggregate=sum, id=` + a2.ID() + `:
 Transaction{timestamp=2017-07-23T01:03:00Z, origin='1', target='2', amount=6000.00, id=1-2-a}
 Transaction{timestamp=2017-07-23T01:04:00Z, origin='1', target='2', amount=5000.00, id=1-2-b}
 ... and 2 more
 }
-Detected Fraud: TransactionAggregate {startTimestamp=2017-07-23T01:00:00Z, endTimestamp=2017-07-23T01:10:00Z, totalAmount=10000.01, count=1, threshold=10000.00, from='x\'\ny', to='<script>', id=` + a3.ID() + `:
+Detected Fraud: TransactionAggregate {startTimestamp=2017-07-23T01:00:00Z, endTimestamp=2017-07-23T01:10:00Z, totalAmount=10000.01, count=1, threshold=10000.00, from='x\'\ny', to='<script>', rule=structuring, groupBy=pair, aggregate=sum, id=` + a3.ID() + `:
 Transaction{timestamp=2017-07-23T01:01:00Z, origin='x\'\ny', target='<script>', amount=10000.01, id='x\'\ny-<script>-a'}
 }
 `)
