@@ -19,7 +19,7 @@ func consume(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	}
 	defer f.Close()
 	go func() {
-		if err := server.Serve(ctx, ":"+strconv.Itoa(cfg.Port), server.Mux(nil, f.Ready), server.TimeoutsFrom(cfg), log); err != nil {
+		if err := server.Serve(ctx, ":"+strconv.Itoa(cfg.Port), server.Mux(nil, f.Ready), cfg.HTTPTimeouts(), log); err != nil {
 			log.Error("operational endpoints stopped", "err", err)
 		}
 	}()

@@ -21,5 +21,5 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, args []stri
 		return err
 	}
 	defer f.Close()
-	return server.Serve(ctx, ":"+strconv.Itoa(cfg.Port), server.Mux(f.Handler, f.Ready), server.TimeoutsFrom(cfg), log)
+	return server.Serve(ctx, ":"+strconv.Itoa(cfg.Port), server.Mux(f.Handler, f.Ready), cfg.HTTPTimeouts(), log)
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/fintrans/fintrans/shared/kafka"
 	"github.com/fintrans/fintrans/shared/money"
 	"github.com/fintrans/fintrans/shared/rules"
+	"github.com/fintrans/fintrans/shared/server"
 	"github.com/fintrans/fintrans/shared/window"
 )
 
@@ -137,10 +138,10 @@ func Default() Config {
 		Port:                  8080,
 		MaxBodyBytes:          1 << 20,
 		MaxBatch:              1000,
-		HTTPReadHeaderTimeout: 10 * time.Second,
-		HTTPReadTimeout:       30 * time.Second,
-		HTTPWriteTimeout:      60 * time.Second,
-		HTTPIdleTimeout:       2 * time.Minute,
+		HTTPReadHeaderTimeout: server.DefaultTimeouts.ReadHeader,
+		HTTPReadTimeout:       server.DefaultTimeouts.Read,
+		HTTPWriteTimeout:      server.DefaultTimeouts.Write,
+		HTTPIdleTimeout:       server.DefaultTimeouts.Idle,
 		LogFormat:             "text",
 		LogLevel:              "info",
 		GeneratorProfile:      ProfileRealistic,
@@ -285,6 +286,12 @@ func FromLookup(lookup func(string) (string, bool)) (Config, error) {
 		}
 	}
 	return c, r.err
+}
+
+// HTTPTimeouts are the HTTP_* time limits every server takes.
+func (c Config) HTTPTimeouts() server.Timeouts {
+	return server.Timeouts{ReadHeader: c.HTTPReadHeaderTimeout, Read: c.HTTPReadTimeout,
+		Write: c.HTTPWriteTimeout, Idle: c.HTTPIdleTimeout}
 }
 
 // Window is the window store's part of the configuration.

@@ -14,7 +14,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/fintrans/fintrans/shared/config"
 	"github.com/fintrans/fintrans/shared/httpfn"
 )
 
@@ -53,16 +52,15 @@ type Timeouts struct {
 	ReadHeader, Read, Write, Idle time.Duration
 }
 
-// TimeoutsFrom takes the HTTP_* time limits of the configuration.
-func TimeoutsFrom(cfg config.Config) Timeouts {
-	return Timeouts{ReadHeader: cfg.HTTPReadHeaderTimeout, Read: cfg.HTTPReadTimeout,
-		Write: cfg.HTTPWriteTimeout, Idle: cfg.HTTPIdleTimeout}
-}
+// DefaultTimeouts are the limits a zero field of Timeouts takes (the
+// defaults of HTTP_READ_HEADER_TIMEOUT, HTTP_READ_TIMEOUT,
+// HTTP_WRITE_TIMEOUT and HTTP_IDLE_TIMEOUT).
+var DefaultTimeouts = Timeouts{ReadHeader: 10 * time.Second, Read: 30 * time.Second, Write: 60 * time.Second, Idle: 2 * time.Minute}
 
 // NewHTTPServer is the http.Server of every fintrans process: h with every
-// time limit set (a zero field of t takes the configuration's default).
+// time limit set (a zero field of t takes DefaultTimeouts').
 func NewHTTPServer(h http.Handler, t Timeouts) *http.Server {
-	d := TimeoutsFrom(config.Default())
+	d := DefaultTimeouts
 	pick := func(v, def time.Duration) time.Duration {
 		if v > 0 {
 			return v

@@ -280,7 +280,7 @@ func TestServerTimeoutsCutSlowClients(t *testing.T) {
 // none is given.
 func TestNewHTTPServerSetsEveryLimit(t *testing.T) {
 	cfg := config.Default()
-	for _, srv := range []*http.Server{server.NewHTTPServer(nil, server.Timeouts{}), server.NewHTTPServer(nil, server.TimeoutsFrom(cfg))} {
+	for _, srv := range []*http.Server{server.NewHTTPServer(nil, server.Timeouts{}), server.NewHTTPServer(nil, cfg.HTTPTimeouts())} {
 		if srv.ReadHeaderTimeout != cfg.HTTPReadHeaderTimeout || srv.ReadTimeout != cfg.HTTPReadTimeout ||
 			srv.WriteTimeout != cfg.HTTPWriteTimeout || srv.IdleTimeout != cfg.HTTPIdleTimeout || srv.ReadHeaderTimeout <= 0 {
 			t.Errorf("limits %v %v %v %v", srv.ReadHeaderTimeout, srv.ReadTimeout, srv.WriteTimeout, srv.IdleTimeout)

@@ -147,7 +147,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, opts Option
 		return p, fmt.Errorf("listening on %s (set PORT to use another port): %w", opts.Listen, err)
 	}
 	p.Addr = ln.Addr().String()
-	srv := server.NewHTTPServer(mux, server.TimeoutsFrom(cfg))
+	srv := server.NewHTTPServer(mux, cfg.HTTPTimeouts())
 	srv.RegisterOnShutdown(p.Viewer.Viewer.StopLive) // browsers' live streams end at once
 	p.wg.Add(1)
 	go func() {
