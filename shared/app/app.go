@@ -298,7 +298,7 @@ func newGenerator(cfg config.Config, log *slog.Logger) (*Function, error) {
 	default:
 		return nil, errors.New("generator needs KAFKA_BROKERS or K_SINK")
 	}
-	h.Generator = generator.New(cfg, out, nil, nil)
+	h.Generator = generator.New(cfg.Generator(), out, nil, nil)
 	f.Handler, f.Generator = h.Func(), h.Generator
 	log.Info("generator ready", "to", target, "format", cfg.GeneratorFormat,
 		"transfers", cfg.GeneratorTransfers, "accounts", cfg.GeneratorAccounts,

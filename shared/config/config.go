@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/fintrans/fintrans/shared/generator"
 	"github.com/fintrans/fintrans/shared/kafka"
 	"github.com/fintrans/fintrans/shared/money"
 	"github.com/fintrans/fintrans/shared/rules"
@@ -101,9 +102,9 @@ type Config struct {
 const (
 	// ProfileRealistic: accounts paying a few regular payees everyday
 	// amounts (most small, rare large ones), plus injected structuring.
-	ProfileRealistic = "realistic"
+	ProfileRealistic = generator.ProfileRealistic
 	// ProfileSeed: the seed's generator (uniform pairs and amounts).
-	ProfileSeed = "seed"
+	ProfileSeed = generator.ProfileSeed
 
 	RealisticAccounts  = 1000
 	RealisticFraudRate = 0.01
@@ -286,6 +287,13 @@ func FromLookup(lookup func(string) (string, bool)) (Config, error) {
 		}
 	}
 	return c, r.err
+}
+
+// Generator is what the generator takes.
+func (c Config) Generator() generator.Config {
+	return generator.Config{Profile: c.GeneratorProfile, Accounts: c.GeneratorAccounts, Transfers: c.GeneratorTransfers,
+		MinAmount: c.GeneratorMinAmount, MaxAmount: c.GeneratorMaxAmount, FraudRate: c.GeneratorFraudRate,
+		Threshold: c.Threshold, WindowSize: c.WindowSize, WindowSlide: c.WindowSlide}
 }
 
 // HTTPTimeouts are the HTTP_* time limits every server takes.

@@ -19,7 +19,6 @@ import (
 	ce "github.com/cloudevents/sdk-go/v2/event"
 
 	"github.com/fintrans/fintrans/shared/codec/cloudevent"
-	"github.com/fintrans/fintrans/shared/config"
 	"github.com/fintrans/fintrans/shared/metrics"
 	"github.com/fintrans/fintrans/shared/money"
 	"github.com/fintrans/fintrans/shared/sink"
@@ -65,7 +64,7 @@ type Produced struct {
 
 // Generator makes batches of transfers. Tick is safe for concurrent use.
 type Generator struct {
-	cfg   config.Config
+	cfg   Config
 	out   sink.Sink
 	now   func() time.Time
 	runID string
@@ -82,11 +81,32 @@ type Generator struct {
 	Observe func(Produced)
 }
 
+// Config is what the generator takes from the configuration
+// (GENERATOR_* and the detection settings its episodes must cross).
+type Config struct {
+	Profile              string        // ProfileRealistic or ProfileSeed
+	Accounts, Transfers  int           // accounts, transfers a tick
+	MinAmount, MaxAmount money.Cents   // everyday amounts
+	FraudRate            float64       // share of a tick's transfers in episodes
+	Threshold            money.Cents   // an episode's total goes over it
+	WindowSize           time.Duration // and fits one window
+	WindowSlide          time.Duration
+}
+
+// The traffic profiles.
+const (
+	// ProfileRealistic: accounts paying a few regular payees everyday
+	// amounts, with structuring episodes.
+	ProfileRealistic = "realistic"
+	// ProfileSeed: the seed's generator (uniform pairs and amounts).
+	ProfileSeed = "seed"
+)
+
 // New makes a generator writing to out. rng drives every random choice (nil:
 // a randomly seeded one; it is only used under the generator's lock); now
 // gives the current time (nil: time.Now). Event ids are "<run id>-<seq>" with
 // a random (crypto) run id per Generator, so they are unique across restarts.
-func New(cfg config.Config, out sink.Sink, rng *rand.Rand, now func() time.Time) *Generator {
+func New(cfg Config, out sink.Sink, rng *rand.Rand, now func() time.Time) *Generator {
 	if rng == nil {
 		rng = rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))
 	}
@@ -95,12 +115,12 @@ func New(cfg config.Config, out sink.Sink, rng *rand.Rand, now func() time.Time)
 	}
 	g := &Generator{cfg: cfg, out: out, rng: rng, now: now, runID: uuid.NewString()}
 	if realistic(cfg) {
-		g.book = newPayeeBook(max(cfg.GeneratorAccounts, 2), rng)
+		g.book = newPayeeBook(max(cfg.Accounts, 2), rng)
 	}
 	return g
 }
 
-// Tick makes one batch of cfg.GeneratorTransfers transfers and sends it with
+// Tick makes one batch of cfg.Transfers transfers and sends it with
 // one out.Send call. On a sink error the batch is returned too (Sent = 0).
 func (g *Generator) Tick(ctx context.Context) (Produced, error) {
 	p := g.make()
@@ -124,7 +144,7 @@ func (g *Generator) Tick(ctx context.Context) (Produced, error) {
 func (g *Generator) make() Produced {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	n := g.cfg.GeneratorTransfers
+	n := g.cfg.Transfers
 	now := g.now().UTC()
 	var p Produced
 	p.Transfers = make([]transfer.Transfer, 0, n)
@@ -132,7 +152,7 @@ func (g *Generator) make() Produced {
 	// Episodes first: their share accumulates across ticks, so that a rate
 	// of 0.05 with 10 transfers a tick still yields one episode in ~6 ticks.
 	if g.episodesPossible() {
-		g.carry += g.cfg.GeneratorFraudRate * float64(n)
+		g.carry += g.cfg.FraudRate * float64(n)
 		if limit := float64(max(n, 2*MaxEpisode)); g.carry > limit {
 			g.carry = limit
 		}
@@ -171,7 +191,7 @@ func (g *Generator) make() Produced {
 // episodesPossible: an episode needs at least MinEpisode transfers a tick
 // and a threshold of at least 0.02 (each transfer must be under it).
 func (g *Generator) episodesPossible() bool {
-	return g.cfg.GeneratorFraudRate > 0 && g.cfg.GeneratorTransfers >= MinEpisode && g.cfg.Threshold >= 2
+	return g.cfg.FraudRate > 0 && g.cfg.Transfers >= MinEpisode && g.cfg.Threshold >= 2
 }
 
 // episode makes size transfers of one pair: each amount is in
@@ -224,7 +244,7 @@ func (g *Generator) episode(size int, now time.Time) Episode {
 
 // pair picks two different accounts among "0".."N-1".
 func (g *Generator) pair() (string, string) {
-	n := g.cfg.GeneratorAccounts
+	n := g.cfg.Accounts
 	if n < 2 {
 		n = 2
 	}
@@ -252,7 +272,7 @@ func (g *Generator) amount() money.Cents {
 	if g.book != nil {
 		return realisticAmount(g.cfg, g.rng)
 	}
-	lo, hi := g.cfg.GeneratorMinAmount, g.cfg.GeneratorMaxAmount
+	lo, hi := g.cfg.MinAmount, g.cfg.MaxAmount
 	if hi <= lo {
 		return lo
 	}
@@ -269,5 +289,5 @@ func (g *Generator) nextID() string {
 
 // String names the generator's run for logs.
 func (g *Generator) String() string {
-	return fmt.Sprintf("generator run %s (%s profile, %d transfers a tick between %d accounts)", g.runID, g.cfg.GeneratorProfile, g.cfg.GeneratorTransfers, g.cfg.GeneratorAccounts)
+	return fmt.Sprintf("generator run %s (%s profile, %d transfers a tick between %d accounts)", g.runID, g.cfg.Profile, g.cfg.Transfers, g.cfg.Accounts)
 }

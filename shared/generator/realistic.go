@@ -6,7 +6,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/fintrans/fintrans/shared/config"
 	"github.com/fintrans/fintrans/shared/money"
 )
 
@@ -75,8 +74,8 @@ func (b *payeeBook) pick(rng *rand.Rand) (string, string) {
 
 // realisticAmount draws an everyday amount from the mixture, kept in
 // [GENERATOR_MIN_AMOUNT, GENERATOR_MAX_AMOUNT) and under the threshold.
-func realisticAmount(cfg config.Config, rng *rand.Rand) money.Cents {
-	lo, hi := cfg.GeneratorMinAmount, cfg.GeneratorMaxAmount
+func realisticAmount(cfg Config, rng *rand.Rand) money.Cents {
+	lo, hi := cfg.MinAmount, cfg.MaxAmount
 	if cfg.Threshold < hi {
 		hi = cfg.Threshold
 	}
@@ -97,4 +96,4 @@ func realisticAmount(cfg config.Config, rng *rand.Rand) money.Cents {
 }
 
 // realistic reports whether cfg asks for the realistic profile.
-func realistic(cfg config.Config) bool { return cfg.GeneratorProfile != config.ProfileSeed }
+func realistic(cfg Config) bool { return cfg.Profile != ProfileSeed }

@@ -23,7 +23,7 @@ import (
 func simulate(t *testing.T, cfg config.Config, ticks int) ([]transfer.Transfer, *generator.Truth, time.Time) {
 	t.Helper()
 	clock := time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC)
-	g := generator.New(cfg, sink.Func(func(context.Context, []ce.Event) error { return nil }),
+	g := generator.New(cfg.Generator(), sink.Func(func(context.Context, []ce.Event) error { return nil }),
 		rand.New(rand.NewPCG(16, 61)), func() time.Time { return clock })
 	truth := generator.NewTruth()
 	var all []transfer.Transfer

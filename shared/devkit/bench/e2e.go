@@ -59,7 +59,7 @@ func (r *runner) e2eStage(ctx context.Context) error {
 	gcfg.GeneratorTransfers = produceBatch
 	// The seed's uniform stream, which the figures in the README measure.
 	gcfg.GeneratorProfile = "seed"
-	gen := generator.New(gcfg, in, rand.New(rand.NewPCG(4, 4)), nil)
+	gen := generator.New(gcfg.Generator(), in, rand.New(rand.NewPCG(4, 4)), nil)
 
 	N := r.t.e2eN
 	r.printf("\n[4] end to end: kfake %q (%d partitions) -> consumer.Consumer -> detect -> kfake %q; generator, %d accounts\n",
@@ -157,7 +157,7 @@ func (r *runner) e2eStage(ctx context.Context) error {
 	perTick := max(1, int(pace*tickEvery.Seconds()))
 	pcfg := gcfg
 	pcfg.GeneratorTransfers = perTick
-	pgen := generator.New(pcfg, in, rand.New(rand.NewPCG(7, 7)), nil)
+	pgen := generator.New(pcfg.Generator(), in, rand.New(rand.NewPCG(7, 7)), nil)
 	phaseB := map[string]bool{}
 	tick := time.NewTicker(tickEvery)
 	end := time.Now().Add(r.t.paced)

@@ -633,7 +633,7 @@ func (r *kafkaRig) generator(retries int) (*generator.Generator, func(time.Durat
 	clock := time.Date(2017, 7, 23, 1, 0, 0, 0, time.UTC)
 	now := func() time.Time { mu.Lock(); defer mu.Unlock(); return clock }
 	advance := func(d time.Duration) { mu.Lock(); clock = clock.Add(d); mu.Unlock() }
-	return generator.New(r.cfg, sink.NewKafkaFromProducer(prod, r.cfg.TransactionsTopic), rand.New(rand.NewPCG(7, 7)), now), advance
+	return generator.New(r.cfg.Generator(), sink.NewKafkaFromProducer(prod, r.cfg.TransactionsTopic), rand.New(rand.NewPCG(7, 7)), now), advance
 }
 
 // waitCommitted waits until the consumer committed n records and processed

@@ -52,7 +52,7 @@ func (c *capture) sink() sink.Func {
 }
 
 func newGen(cfg config.Config, out sink.Sink, seed uint64) *generator.Generator {
-	return generator.New(cfg, out, rand.New(rand.NewPCG(seed, seed+1)), func() time.Time { return now })
+	return generator.New(cfg.Generator(), out, rand.New(rand.NewPCG(seed, seed+1)), func() time.Time { return now })
 }
 
 func TestTickMakesValidTransfers(t *testing.T) {
@@ -162,7 +162,7 @@ func TestEpisodes(t *testing.T) {
 				cfg.Threshold, cfg.WindowSize, cfg.WindowSlide = tc.threshold, tc.size, tc.slide
 				cfg.GeneratorFraudRate, cfg.GeneratorTransfers = tc.rate, tc.transfers
 				clock := now
-				g := generator.New(cfg, sink.Func(func(context.Context, []ce.Event) error { return nil }),
+				g := generator.New(cfg.Generator(), sink.Func(func(context.Context, []ce.Event) error { return nil }),
 					rand.New(rand.NewPCG(7, 8)), func() time.Time { return clock })
 				fraud, total, episodes := 0, 0, 0
 				for range tc.ticks {
@@ -259,7 +259,7 @@ func TestEpisodesAreAlerted(t *testing.T) {
 		t.Fatal(err)
 	}
 	clock := time.Now().UTC()
-	g := generator.New(cfg, sink.Func(func(context.Context, []ce.Event) error { return nil }),
+	g := generator.New(cfg.Generator(), sink.Func(func(context.Context, []ce.Event) error { return nil }),
 		rand.New(rand.NewPCG(3, 4)), func() time.Time { return clock })
 	alerted := map[string]bool{}
 	var episodes []generator.Episode
