@@ -101,15 +101,7 @@ func RuleWindows(ts []transfer.Transfer, set []rules.Rule) map[RuleKey]Window {
 		}
 		seen := map[[4]string]bool{}
 		for _, t := range ts {
-			g := RuleKey{Rule: r.ID, GroupBy: r.GroupBy}
-			switch r.GroupBy {
-			case rules.From:
-				g.From = t.From
-			case rules.To:
-				g.To = t.To
-			default:
-				g.From, g.To = t.From, t.To
-			}
+			g := groupOf(r, t)
 			id := [4]string{g.From, g.To, t.Source, t.ID}
 			if seen[id] {
 				continue
@@ -171,15 +163,7 @@ func Crossings(ts []transfer.Transfer, set []rules.Rule) map[RuleKey]Crossing {
 		seen := map[[4]string]bool{}
 		cur := map[RuleKey]Window{}
 		for _, t := range ts {
-			g := RuleKey{Rule: r.ID, GroupBy: r.GroupBy}
-			switch r.GroupBy {
-			case rules.From:
-				g.From = t.From
-			case rules.To:
-				g.To = t.To
-			default:
-				g.From, g.To = t.From, t.To
-			}
+			g := groupOf(r, t)
 			id := [4]string{g.From, g.To, t.Source, t.ID}
 			if seen[id] {
 				continue
@@ -205,4 +189,18 @@ func Crossings(ts []transfer.Transfer, set []rules.Rule) map[RuleKey]Crossing {
 		}
 	}
 	return out
+}
+
+// groupOf is the group of r that t belongs to (no window start yet).
+func groupOf(r rules.Rule, t transfer.Transfer) RuleKey {
+	g := RuleKey{Rule: r.ID, GroupBy: r.GroupBy}
+	switch r.GroupBy {
+	case rules.From:
+		g.From = t.From
+	case rules.To:
+		g.To = t.To
+	default:
+		g.From, g.To = t.From, t.To
+	}
+	return g
 }
