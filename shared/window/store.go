@@ -415,28 +415,31 @@ type call struct {
 	lo, hi int64
 }
 
-// plan cuts ts into script calls. On a Redis Cluster a call holds one pair's
-// transfers; elsewhere any pairs.
+// plan cuts ts into script calls. A pair's transfers go one after another
+// (in their order), so that the script reads and writes the pair's state
+// once for all of them (transfers of different pairs are independent: each
+// outcome depends on its own pair's state only). On a Redis Cluster a call
+// holds one pair's transfers; elsewhere the pairs follow one another, in the
+// order of their first transfer, cut into calls of MaxPerCall.
 func (s *Store) plan(ts []event.Transfer) []call {
 	var groups [][]int
-	if _, cluster := s.rdb.(*redis.ClusterClient); cluster {
-		byPair := map[[2]string]int{}
-		for i, t := range ts {
-			p := [2]string{t.From, t.To}
-			g, ok := byPair[p]
-			if !ok {
-				g = len(groups)
-				byPair[p] = g
-				groups = append(groups, nil)
-			}
-			groups[g] = append(groups[g], i)
+	byPair := make(map[[2]string]int, len(ts))
+	order := make([]int, 0, len(ts))
+	for i, t := range ts {
+		p := [2]string{t.From, t.To}
+		g, ok := byPair[p]
+		if !ok {
+			g = len(groups)
+			byPair[p] = g
+			groups = append(groups, nil)
 		}
-	} else {
-		all := make([]int, len(ts))
-		for i := range all {
-			all[i] = i
+		groups[g] = append(groups[g], i)
+	}
+	if _, cluster := s.rdb.(*redis.ClusterClient); !cluster {
+		for _, g := range groups {
+			order = append(order, g...)
 		}
-		groups = [][]int{all}
+		groups = [][]int{order}
 	}
 	var calls []call
 	for _, g := range groups {

@@ -4,6 +4,12 @@
 -- hash slot); it pays the script's fixed cost and reads its configuration
 -- once for all of them.
 --
+-- The caller sends a pair's transfers of a call one after another; the
+-- script keeps the pair's hash in a Lua table while it applies them (one
+-- HMGET of every field they need, one HSET and one HDEL of what changed,
+-- written before the next pair's), so a pair's many transfers in a batch
+-- cost one read and one write of its state.
+--
 -- Per pair, two keys:
 -- h: hash of the pair's state
 --      t      newest event time seen (ms)
@@ -105,6 +111,102 @@ local function js(j)
   return d(j)
 end
 
+-- The state hash of the current pair. When the call holds several
+-- transfers of the pair in a row, it is cached: C[field] is its value (a
+-- string or, for a bucket total, a number; false: known to be absent), nil
+-- when not read yet (every field is known when whole is set), and dirty
+-- lists the fields changed since; flush() writes them back. A pair's lone
+-- transfer (direct) reads and writes Redis at once: a cache would only cost.
+local H, C, dirty, whole, expireH, direct
+
+local function flush()
+  if not H then return end
+  if not direct then
+    local set, del = {}, {}
+    for f in pairs(dirty) do
+      local v = C[f]
+      if v then
+        set[#set + 1] = f
+        set[#set + 1] = v
+      else
+        del[#del + 1] = f
+      end
+    end
+    if #del > 0 then call('HDEL', H, unpack(del)) end
+    if #set > 0 then call('HSET', H, unpack(set)) end
+  end
+  if expireH then call('PEXPIRE', H, ttl) end
+end
+
+-- Make h the current pair (writing back the previous one); alone: the
+-- call's next transfer is of another pair.
+local function use(h, alone)
+  if h == H then return end
+  flush()
+  H, whole, expireH, direct = h, false, false, alone
+  if not alone then C, dirty = {}, {} end
+end
+
+-- The values of the given fields (false when absent), read from Redis only
+-- for the fields not known yet.
+local function hmget(fields)
+  if direct then return call('HMGET', H, unpack(fields)) end
+  if not whole then
+    local miss
+    for _, f in ipairs(fields) do
+      if C[f] == nil then
+        miss = miss or {}
+        miss[#miss + 1] = f
+      end
+    end
+    if miss then
+      local got = call('HMGET', H, unpack(miss))
+      for i, f in ipairs(miss) do C[f] = got[i] end
+    end
+  end
+  local out = {}
+  for i, f in ipairs(fields) do out[i] = C[f] or false end
+  return out
+end
+
+-- HSET of field-value pairs.
+local function hset(set)
+  if direct then
+    call('HSET', H, unpack(set))
+    return
+  end
+  for i = 1, #set, 2 do
+    C[set[i]] = set[i + 1]
+    dirty[set[i]] = true
+  end
+end
+
+local function hdel(fields)
+  if direct then
+    call('HDEL', H, unpack(fields))
+    return
+  end
+  for _, f in ipairs(fields) do
+    C[f] = false
+    dirty[f] = true
+  end
+end
+
+-- Every field of the hash.
+local function hkeys()
+  if direct then return call('HKEYS', H) end
+  local out = {}
+  if not whole then
+    for _, f in ipairs(call('HKEYS', H)) do
+      if C[f] == nil then out[#out + 1] = f end
+    end
+  end
+  for f, v in pairs(C) do
+    if v then out[#out + 1] = f end
+  end
+  return out
+end
+
 -- The windows [st, st+size) holding time x, newest start first: st is a
 -- multiple of slide with x - size < st <= x.
 local function windows(x)
@@ -118,13 +220,13 @@ local function windows(x)
 end
 
 -- The evidence strings of the buckets of the window starting at st.
-local function evidence(h, st)
+local function evidence(st)
   if cap == 0 then return {} end
   local b = st / g
   local fields = {}
   for j = 0, span - 1 do fields[#fields + 1] = 'e' .. js(b + j) end
   local out = {}
-  for _, v in ipairs(call('HMGET', h, unpack(fields))) do
+  for _, v in ipairs(hmget(fields)) do
     if v then out[#out + 1] = v end
   end
   return out
@@ -181,13 +283,14 @@ local function addEvidence(set, eb, es, seqs, t, tstr, ev)
 end
 
 -- The alert of the window starting at st if transfer idkey fired it.
-local function refire(h, st, rec, key)
+local function refire(st, rec, key)
   local seq, total, count, ft, who = match(rec, '^(%d+):(%d+):(%d+):(%-?%d+):(.*)$')
   if who ~= key then return nil end
-  return {st, tonumber(total), tonumber(count), tonumber(ft), tonumber(seq), evidence(h, st)}
+  return {st, tonumber(total), tonumber(count), tonumber(ft), tonumber(seq), evidence(st)}
 end
 
-local function apply(h, s, idkey, tstr, amtstr, ev)
+local function apply(h, s, idkey, tstr, amtstr, ev, alone)
+  use(h, alone)
   local t = tonumber(tstr)
   local amt = tonumber(amtstr)
   local b = floor(t / g)
@@ -205,25 +308,25 @@ local function apply(h, s, idkey, tstr, amtstr, ev)
   -- A pair's first transfer (no state: nothing to read, and it cannot be late
   -- or a duplicate) that does not cross the threshold alone: its state is
   -- written at once, exactly as the general path below would write it.
-  if amt <= thr and call('EXISTS', h) == 0 then
+  if amt <= thr and not whole and (direct or C.t == nil) and call('EXISTS', h) == 0 then
+    whole, expireH = true, true
     local set = {'n', '1', vb, amtstr, 't', tstr, 'lo', js(floor((t - late - size) / g)), 'f', idkey .. ':' .. tstr}
     if cap > 0 then
       set[11] = eb
       set[12] = '1,' .. tstr .. '|1,' .. tstr .. ',' .. ev
     end
-    call('HSET', h, unpack(set))
-    call('PEXPIRE', h, ttl)
+    hset(set)
     return 1
   end
 
-  local meta
+  local fields
   if inRange then
-    meta = call('HMGET', h, 't', 'lo', 'n', eb, 'f', unpack(ARGV, V + lowB, V + highB))
+    fields = {'t', 'lo', 'n', eb, 'f', unpack(ARGV, V + lowB, V + highB)}
   else
-    local fields = {'t', 'lo', 'n', eb, 'f'}
+    fields = {'t', 'lo', 'n', eb, 'f'}
     for j = lowB, highB do fields[#fields + 1] = 'v' .. d(j) end
-    meta = call('HMGET', h, unpack(fields))
   end
+  local meta = hmget(fields)
 
   -- Late: older than the allowed lateness behind the newest time of the
   -- pair. Nothing changes.
@@ -248,7 +351,7 @@ local function apply(h, s, idkey, tstr, amtstr, ev)
       seen = ftime
     else
       call('ZADD', s, ftime, fid, tstr, idkey)
-      call('HDEL', h, 'f')
+      hdel({'f'})
       created = true
     end
   elseif call('ZADD', s, 'NX', tstr, idkey) == 0 then
@@ -258,10 +361,10 @@ local function apply(h, s, idkey, tstr, amtstr, ev)
     local ws = windows(score(seen))
     local fields = {}
     for i, st in ipairs(ws) do fields[i] = 'a' .. js(st / g) end
-    local recs = call('HMGET', h, unpack(fields))
+    local recs = hmget(fields)
     local out = {2, 0}
     for i, rec in ipairs(recs) do
-      local a = rec and refire(h, ws[i], rec, idkey)
+      local a = rec and refire(ws[i], rec, idkey)
       if a then out[#out + 1] = a end
     end
     return out
@@ -308,23 +411,23 @@ local function apply(h, s, idkey, tstr, amtstr, ev)
           del[#del + 1] = 'e' .. jstr
         end
       else
-        for _, f in ipairs(call('HKEYS', h)) do
+        for _, f in ipairs(hkeys()) do
           local j = match(f, '^[vae](%-?%d+)$') -- never tonumber(match(...)): see the header
           if j and tonumber(j) < keep then del[#del + 1] = f end
         end
       end
-      if #del > 0 then call('HDEL', h, unpack(del)) end
+      if #del > 0 then hdel(del) end
       call('ZREMRANGEBYSCORE', s, '-inf', '(' .. d(keep * g))
     end
   end
-  call('HSET', h, unpack(set))
+  hset(set)
 
   -- Expiry: set on each new key, refreshed when the pair enters a new bucket
-  -- and every 64th transfer.
+  -- and every 64th transfer (the hash's when it is written back).
   if single then
-    call('PEXPIRE', h, ttl)
+    expireH = true
   elseif created or b > floor(newest / g) or seq % 64 == 1 then
-    call('PEXPIRE', h, ttl)
+    expireH = true
     call('PEXPIRE', s, ttl)
   end
 
@@ -342,9 +445,9 @@ local function apply(h, s, idkey, tstr, amtstr, ev)
       local w = js(st / g)
       local count = 1
       if not single then count = call('ZCOUNT', s, d(st), '(' .. d(st + size)) end
-      call('HSET', h, 'a' .. w, seqs .. ':' .. d(total) .. ':' .. d(count) .. ':' .. tstr .. ':' .. idkey)
+      hset({'a' .. w, seqs .. ':' .. d(total) .. ':' .. d(count) .. ':' .. tstr .. ':' .. idkey})
       out = out or {1, seq}
-      out[#out + 1] = {st, total, count, t, seq, evidence(h, st)}
+      out[#out + 1] = {st, total, count, t, seq, evidence(st)}
     end
   end
   return out or 1
@@ -353,6 +456,8 @@ end
 local results = {}
 for k = 1, n do
   local a = first + 4 * (k - 1)
-  results[k] = apply(KEYS[2 * k - 1], KEYS[2 * k], ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3])
+  local h = KEYS[2 * k - 1]
+  results[k] = apply(h, KEYS[2 * k], ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], h ~= H and h ~= KEYS[2 * k + 1])
 end
+flush()
 return results
