@@ -600,7 +600,7 @@ type evidenceEntry struct {
 }
 
 // parseEvidence appends to out the entries of one bucket's evidence string
-// ("count,newest|" then "seq,time,amount,len:id" one after another) whose
+// ("count,bound|" then "seq,time,amount,len:id" one after another) whose
 // sequence number is at most maxSeq: the transfers known when the alert
 // fired.
 func parseEvidence(s string, maxSeq int64, out []evidenceEntry) ([]evidenceEntry, error) {

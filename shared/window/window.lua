@@ -22,10 +22,11 @@
 --             "seq:total:count:time:idkey" of the transfer that fired it
 --      f      "idkey:time" of the pair's first transfer, until the second
 --             one creates s and moves it there
---      e<b>   evidence of the g-wide bucket b: "count,newest|" (entries,
---             newest event time among them), then the entries
+--      e<b>   evidence of the g-wide bucket b: "count,bound|" (entries, an
+--             event time no entry is newer than), then the entries
 --             "seq,time,amount,len:id" one after another (len = bytes of
---             id), at most `cap`, the oldest by (event time, seq)
+--             id): the `cap` oldest by (event time, seq), and fewer than
+--             `cap` others (see addEvidence)
 -- s: zset of transfers seen (member idkey, score event time): dedupe, and the
 --    count of a window when it fires; it exists from the pair's second
 --    transfer on (most pairs are seen once: they cost one key)
@@ -246,40 +247,43 @@ local function entries(es, pos)
   return out
 end
 
--- Add the transfer's entry to the evidence of bucket bs, whose string is es
--- ("count,newest|" then the entries; nil when the bucket has none yet): at
--- most cap entries, the oldest by (time, seq). A new entry has the highest
--- seq of the pair, so it enters a full bucket only when its time is older
--- than the newest there.
+-- Add the transfer's entry to the evidence of bucket eb, whose string is es
+-- ("count,bound|" then the entries; nil when the bucket has none yet). The
+-- entries always include the cap oldest of the bucket by (time, seq), and
+-- maybe a few more (the caller keeps the cap oldest of a window): every
+-- entry listed is at most bound, and once count reaches cap, at least cap
+-- entries are. A new entry has the highest seq of the pair, so with cap
+-- entries listed it is among the oldest cap only when its time is below
+-- bound: then it is appended, and at 2*cap entries the list is cut back to
+-- the cap oldest (parsing the entries once every cap or so transfers, not
+-- for each).
 local function addEvidence(set, eb, es, seqs, t, tstr, ev)
+  local entry = seqs .. ',' .. tstr .. ',' .. ev
   if not es then
     set[#set + 1] = eb
-    set[#set + 1] = '1,' .. tstr .. '|' .. seqs .. ',' .. tstr .. ',' .. ev
+    set[#set + 1] = '1,' .. tstr .. '|' .. entry
     return
   end
   local c, m, p = match(es, '^(%d+),(%-?%d+)|()')
   local cnt, mt = tonumber(c), tonumber(m)
   if cnt < cap then
     if t > mt then m = tstr end
-    set[#set + 1] = eb
-    set[#set + 1] = (cnt + 1) .. ',' .. m .. '|' .. sub(es, p) .. seqs .. ',' .. tstr .. ',' .. ev
+  elseif t >= mt then
     return
   end
-  if t >= mt then return end
-  -- Full: the newest entry (by time, then seq) makes room.
-  local all = entries(es, p)
-  local top = all[1]
-  for k = 2, #all do
-    local x = all[k]
-    if x[3] > top[3] or (x[3] == top[3] and x[4] > top[4]) then top = x end
+  if cnt + 1 < 2 * cap or cnt < cap then
+    set[#set + 1] = eb
+    set[#set + 1] = (cnt + 1) .. ',' .. m .. '|' .. sub(es, p) .. entry
+    return
   end
-  local newest = t
-  for _, x in ipairs(all) do
-    if x ~= top and x[3] > newest then newest = x[3] end
-  end
+  -- 2*cap entries: keep the cap oldest.
+  local all = es .. entry
+  local list = entries(all, p)
+  table.sort(list, function(x, y) return x[3] < y[3] or (x[3] == y[3] and x[4] < y[4]) end)
+  local parts = {}
+  for k = 1, cap do parts[k] = sub(all, list[k][1], list[k][2]) end
   set[#set + 1] = eb
-  set[#set + 1] = c .. ',' .. d(newest) .. '|' .. sub(es, p, top[1] - 1) .. sub(es, top[2] + 1) ..
-    seqs .. ',' .. tstr .. ',' .. ev
+  set[#set + 1] = cap .. ',' .. d(list[cap][3]) .. '|' .. table.concat(parts)
 end
 
 -- The alert of the window starting at st if transfer idkey fired it.
