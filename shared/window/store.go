@@ -515,7 +515,8 @@ func isNoScript(err error) bool {
 	return err != nil && (errors.Is(err, redis.ErrNoScript) || redis.HasErrorPrefix(err, "NOSCRIPT"))
 }
 
-// parse reads the script's answer for one transfer {status, info, alert...}.
+// parse reads the script's answer for one transfer {status, info[,
+// evidence, alert...]}.
 func (s *Store) parse(t event.Transfer, v any) (Outcome, error) {
 	if n, ok := v.(int64); ok && n == int64(Counted) {
 		return Outcome{Status: Counted}, nil
@@ -535,8 +536,23 @@ func (s *Store) parse(t event.Transfer, v any) (Outcome, error) {
 	default:
 		return Outcome{}, fmt.Errorf("window script: unknown status %v", arr[0])
 	}
-	for _, raw := range arr[2:] {
-		a, err := s.parseAlert(t, raw)
+	if len(arr) < 4 {
+		return o, nil
+	}
+	// The evidence of the alerts' buckets, each parsed once.
+	raw, _ := arr[2].([]any)
+	buckets := make(map[int64][]evidenceEntry, len(raw)/2)
+	for k := 0; k+1 < len(raw); k += 2 {
+		b, _ := raw[k].(int64)
+		str, _ := raw[k+1].(string)
+		es, err := parseEvidence(str, math.MaxInt64, nil)
+		if err != nil {
+			return Outcome{}, err
+		}
+		buckets[b] = es
+	}
+	for _, raw := range arr[3:] {
+		a, err := s.parseAlert(t, raw, buckets)
 		if err != nil {
 			return Outcome{}, err
 		}
@@ -545,9 +561,9 @@ func (s *Store) parse(t event.Transfer, v any) (Outcome, error) {
 	return o, nil
 }
 
-func (s *Store) parseAlert(t event.Transfer, raw any) (event.Alert, error) {
+func (s *Store) parseAlert(t event.Transfer, raw any, buckets map[int64][]evidenceEntry) (event.Alert, error) {
 	f, ok := raw.([]any)
-	if !ok || len(f) != 6 {
+	if !ok || len(f) != 5 {
 		return event.Alert{}, fmt.Errorf("window script: malformed alert %v", raw)
 	}
 	start, _ := f[0].(int64)
@@ -555,7 +571,6 @@ func (s *Store) parseAlert(t event.Transfer, raw any) (event.Alert, error) {
 	count, _ := f[2].(int64)
 	fired, _ := f[3].(int64)
 	seq, _ := f[4].(int64)
-	ev, _ := f[5].([]any)
 	a := event.Alert{
 		From:        t.From,
 		To:          t.To,
@@ -566,14 +581,15 @@ func (s *Store) parseAlert(t event.Transfer, raw any) (event.Alert, error) {
 		Count:       int(count),
 		Time:        time.UnixMilli(fired).UTC(),
 	}
+	// The entries of the window's buckets known when the alert fired.
 	var es []evidenceEntry
-	for _, v := range ev {
-		str, _ := v.(string)
-		got, err := parseEvidence(str, seq, es)
-		if err != nil {
-			return event.Alert{}, err
+	first := floorDiv(start, s.bucket)
+	for b := first; b < first+s.size/s.bucket; b++ {
+		for _, e := range buckets[b] {
+			if e.seq <= seq {
+				es = append(es, e)
+			}
 		}
-		es = got
 	}
 	slices.SortFunc(es, func(x, y evidenceEntry) int {
 		if c := cmp.Compare(x.ms, y.ms); c != 0 {

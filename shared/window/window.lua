@@ -41,11 +41,13 @@
 --       idkey, time ms, amount cents, "amount,len:id" (its evidence tail).
 --
 -- Returns one answer per transfer: 1 when counted and nothing fired, else
---   {status, info, alert...}: status 1 counted (info = sequence number), 2
---   duplicate, 3 late (info = newest time seen); each alert is
---   {windowStart, total, count, fireTime, seq, {e<b> strings of the
---   window's buckets}}: the caller lists the entries with a sequence number
---   up to seq, oldest first, at most cap.
+--   {status, info[, evidence, alert...]}: status 1 counted (info = sequence
+--   number), 2 duplicate, 3 late (info = newest time seen); with alerts,
+--   evidence is {b, e<b>, ...}: the evidence string of each bucket b of the
+--   alerts' windows (once, however many windows hold it), and each alert is
+--   {windowStart, total, count, fireTime, seq}: the caller lists the entries
+--   of the window's buckets with a sequence number up to seq, oldest first,
+--   at most cap.
 
 -- One script for Redis (Lua 5.1) and for the embedded Redis of `fintrans
 -- run` and `fintrans replay` (miniredis, whose Lua is gopher-lua); the tests
@@ -220,17 +222,48 @@ local function windows(x)
   return ws
 end
 
--- The evidence strings of the buckets of the window starting at st.
-local function evidence(st)
-  if cap == 0 then return {} end
-  local b = st / g
+-- The evidence strings of the buckets of the windows starting at sts
+-- (newest first): {b, e<b>, ...} for every bucket b of those windows that
+-- has any, each listed once however many of the windows hold it.
+local function evidence(sts)
+  local ev = {}
+  if cap == 0 then return ev end
+  local lo, hi = sts[#sts] / g, sts[1] / g + span - 1
   local fields = {}
-  for j = 0, span - 1 do fields[#fields + 1] = 'e' .. js(b + j) end
-  local out = {}
-  for _, v in ipairs(hmget(fields)) do
-    if v then out[#out + 1] = v end
+  for j = lo, hi do fields[#fields + 1] = 'e' .. js(j) end
+  for k, v in ipairs(hmget(fields)) do
+    if v then
+      ev[#ev + 1] = lo + k - 1
+      ev[#ev + 1] = v
+    end
   end
+  return ev
+end
+
+-- The answer of a transfer that fired (or fires again) alerts:
+-- {status, info, evidence, alert...}.
+local function answer(status, info, ev, alerts)
+  local out = {status, info, ev}
+  for _, a in ipairs(alerts) do out[#out + 1] = a end
   return out
+end
+
+-- The count of transfers of the window starting at st from the evidence of
+-- its buckets, when each lists all of its bucket's (fewer than cap): else
+-- nil.
+local function listedCount(ev, st)
+  local b0 = st / g
+  local n = 0
+  for k = 1, #ev, 2 do
+    local b = ev[k]
+    if b >= b0 and b < b0 + span then
+      local c = match(ev[k + 1], '^(%d+),') -- never tonumber(match(...)): see the header
+      c = c and tonumber(c)
+      if not c or c >= cap then return nil end
+      n = n + c
+    end
+  end
+  return n
 end
 
 -- The entries of an evidence string from position pos: {start, stop, time,
@@ -290,7 +323,7 @@ end
 local function refire(st, rec, key)
   local seq, total, count, ft, who = match(rec, '^(%d+):(%d+):(%d+):(%-?%d+):(.*)$')
   if who ~= key then return nil end
-  return {st, tonumber(total), tonumber(count), tonumber(ft), tonumber(seq), evidence(st)}
+  return {st, tonumber(total), tonumber(count), tonumber(ft), tonumber(seq)}
 end
 
 local function apply(h, s, idkey, tstr, amtstr, ev, alone)
@@ -366,12 +399,16 @@ local function apply(h, s, idkey, tstr, amtstr, ev, alone)
     local fields = {}
     for i, st in ipairs(ws) do fields[i] = 'a' .. js(st / g) end
     local recs = hmget(fields)
-    local out = {2, 0}
+    local sts, alerts = {}, {}
     for i, rec in ipairs(recs) do
       local a = rec and refire(ws[i], rec, idkey)
-      if a then out[#out + 1] = a end
+      if a then
+        sts[#sts + 1] = ws[i]
+        alerts[#alerts + 1] = a
+      end
     end
-    return out
+    if #alerts == 0 then return {2, 0} end
+    return answer(2, 0, evidence(sts), alerts)
   end
 
   -- Count it: the pair's sequence number, its newest time if this is it,
@@ -439,22 +476,34 @@ local function apply(h, s, idkey, tstr, amtstr, ev, alone)
   -- Totals only grow, so the one transfer that takes a window from at most
   -- the threshold to over it fires that window's alert, whatever order the
   -- transfers arrive in.
-  local out
+  local sts, totals
   for st = top, low, -slide do
     local from = 6 + st / g - lowB
     local before = 0
     for k = from, from + span - 1 do before = before + meta[k] end
     local total = before + amt
     if total > thr and before <= thr then
-      local w = js(st / g)
-      local count = 1
-      if not single then count = call('ZCOUNT', s, d(st), '(' .. d(st + size)) end
-      hset({'a' .. w, seqs .. ':' .. d(total) .. ':' .. d(count) .. ':' .. tstr .. ':' .. idkey})
-      out = out or {1, seq}
-      out[#out + 1] = {st, total, count, t, seq, evidence(st)}
+      if not sts then sts, totals = {}, {} end
+      sts[#sts + 1] = st
+      totals[#totals + 1] = total
     end
   end
-  return out or 1
+  if not sts then return 1 end
+  -- The window's count of transfers: from its buckets' evidence when they
+  -- list every transfer, else from the dedupe set.
+  local ev = evidence(sts)
+  local alerts, aset = {}, {}
+  for i, st in ipairs(sts) do
+    local count = 1
+    if not single then
+      count = listedCount(ev, st) or call('ZCOUNT', s, d(st), '(' .. d(st + size))
+    end
+    aset[#aset + 1] = 'a' .. js(st / g)
+    aset[#aset + 1] = seqs .. ':' .. d(totals[i]) .. ':' .. d(count) .. ':' .. tstr .. ':' .. idkey
+    alerts[i] = {st, totals[i], count, t, seq}
+  end
+  hset(aset)
+  return answer(1, seq, ev, alerts)
 end
 
 local results = {}
