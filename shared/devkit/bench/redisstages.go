@@ -40,6 +40,9 @@ func (r *runner) ceilingStage(ctx context.Context) error {
 	}
 	r.stream = newStream(r.opts.Pairs, time.Now().Add(-time.Hour))
 	r.windowCfg = st.Config()
+	// As resolved by Load: the capturer's store never reaches a server, and
+	// REDIS_MIN_REPLICAS=auto on a cluster would ask it (and capture nothing).
+	r.windowCfg.MinReplicas = st.MinReplicas()
 
 	r.printf("\n[1] Redis ceiling: the window store's own script calls (captured, then replayed pipelined through go-redis), %d pairs\n", r.opts.Pairs)
 	warm := int64(r.opts.Pairs) * int64(10*time.Minute/pairInterval)
