@@ -122,12 +122,25 @@ end
 -- transfer (direct) reads and writes Redis at once: a cache would only cost.
 local H, C, dirty, whole, expireH, direct
 
+-- A bucket's evidence with entries added in the cache is a table {count,
+-- bound, entries, {entries added}} (see addCached): its string, made once
+-- when read or written back, not at each addition.
+local function materialize(f)
+  local v = C[f]
+  if type(v) == 'table' then
+    local body = v[3] .. table.concat(v[4])
+    v[3], v[4] = body, {}
+    C[f] = v[1] .. ',' .. v[2] .. '|' .. body
+  end
+  return C[f]
+end
+
 local function flush()
   if not H then return end
   if not direct then
     local set, del = {}, {}
     for f in pairs(dirty) do
-      local v = C[f]
+      local v = materialize(f)
       if v then
         set[#set + 1] = f
         set[#set + 1] = v
@@ -151,7 +164,8 @@ local function use(h, alone)
 end
 
 -- The values of the given fields (false when absent), read from Redis only
--- for the fields not known yet.
+-- for the fields not known yet (a cached evidence may be a table: see
+-- materialize).
 local function hmget(fields)
   if direct then return call('HMGET', H, unpack(fields)) end
   if not whole then
@@ -232,6 +246,7 @@ local function evidence(sts)
   local fields = {}
   for j = lo, hi do fields[#fields + 1] = 'e' .. js(j) end
   for k, v in ipairs(hmget(fields)) do
+    if type(v) == 'table' then v = materialize(fields[k]) end
     if v then
       ev[#ev + 1] = lo + k - 1
       ev[#ev + 1] = v
@@ -317,6 +332,40 @@ local function addEvidence(set, eb, es, seqs, t, tstr, ev)
   for k = 1, cap do parts[k] = sub(all, list[k][1], list[k][2]) end
   set[#set + 1] = eb
   set[#set + 1] = cap .. ',' .. d(list[cap][3]) .. '|' .. table.concat(parts)
+end
+
+-- addEvidence for a cached pair: es is the bucket's evidence string or
+-- table (see materialize), or false; the same rules, with the entries added
+-- kept in a table (a string rebuilt for each would copy the whole list).
+local function addCached(eb, es, seqs, t, tstr, ev)
+  if not es then
+    C[eb] = {1, tstr, '', {seqs .. ',' .. tstr .. ',' .. ev}}
+    dirty[eb] = true
+    return
+  end
+  if type(es) == 'string' then
+    local c, m, p = match(es, '^(%d+),(%-?%d+)|()')
+    es = {tonumber(c), m, sub(es, p), {}}
+    C[eb] = es
+  end
+  local cnt = es[1]
+  if cnt < cap then
+    if t > tonumber(es[2]) then es[2] = tstr end
+  elseif t >= tonumber(es[2]) then
+    return
+  end
+  local added = es[4]
+  added[#added + 1] = seqs .. ',' .. tstr .. ',' .. ev
+  es[1] = cnt + 1
+  dirty[eb] = true
+  if cnt + 1 < 2 * cap or cnt < cap then return end
+  -- 2*cap entries: keep the cap oldest.
+  local all = es[3] .. table.concat(added)
+  local list = entries(all, 1)
+  table.sort(list, function(x, y) return x[3] < y[3] or (x[3] == y[3] and x[4] < y[4]) end)
+  local parts = {}
+  for k = 1, cap do parts[k] = sub(all, list[k][1], list[k][2]) end
+  es[1], es[2], es[3], es[4] = cap, d(list[cap][3]), table.concat(parts), {}
 end
 
 -- The alert of the window starting at st if transfer idkey fired it.
@@ -433,7 +482,11 @@ local function apply(h, s, idkey, tstr, amtstr, ev, alone)
     set[#set + 1] = tstr
   end
   if cap > 0 then
-    addEvidence(set, eb, meta[4], seqs, t, tstr, ev)
+    if direct then
+      addEvidence(set, eb, meta[4], seqs, t, tstr, ev)
+    else
+      addCached(eb, meta[4], seqs, t, tstr, ev)
+    end
   end
   if advanced then
     local keep = floor((t - late - size) / g)
