@@ -37,8 +37,10 @@
 --       indices B0, B0+1, ... and their nb field names "v<B0>", ... (the
 --       caller formats them, so that the script formats almost no number or
 --       field name: Lua's number-to-string conversion and string building
---       are among the costliest things it would do), then per transfer:
---       idkey, time ms, amount cents, "amount,len:id" (its evidence tail).
+--       are among the costliest things it would do; a call of one transfer
+--       sends none, nb = 0: then the script formats its few), then per
+--       transfer: idkey, time ms, amount cents, "amount,len:id" (its
+--       evidence tail).
 --
 -- Returns one answer per transfer: 1 when counted and nothing fired, else
 --   {status, info[, evidence, alert...]}: status 1 counted (info = sequence
