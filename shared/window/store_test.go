@@ -624,13 +624,14 @@ func TestStateIsBoundedAndExpires(t *testing.T) {
 		// The same in a batch of the pair's transfers (read and written once
 		// for all of them): the first prunes, the others see it pruned.
 		if _, err := s.Apply(ctx, []event.Transfer{tx("jump2", at(200*time.Hour), "A", "B", 1),
-			tx("jump3", at(200*time.Hour+time.Second), "A", "B", 2), tx("jump2", at(200*time.Hour), "A", "B", 1)}); err != nil {
+			tx("jump3", at(200*time.Hour+time.Second), "A", "B", 2), tx("jump2", at(200*time.Hour), "A", "B", 1),
+			tx("jump4", at(200*time.Hour+2*time.Second), "A", "B", 3), tx("jump5", at(200*time.Hour+3*time.Second), "A", "B", 4)}); err != nil {
 			t.Fatal(err)
 		}
 		if n, _ := rdb.HLen(ctx, k[0]).Result(); n != 5 {
 			t.Errorf("after a jump in a batch: %d fields, want t, lo, n and the new transfers' bucket total and evidence", n)
 		}
-		if ps, _ := s.Inspect(ctx, "A", "B"); ps.Seen != 2 || ps.Seq != 1203 || ps.Windows[at(200*time.Hour).Truncate(2*time.Minute)] != 3 {
+		if ps, _ := s.Inspect(ctx, "A", "B"); ps.Seen != 4 || ps.Seq != 1205 || ps.Windows[at(200*time.Hour).Truncate(2*time.Minute)] != 10 {
 			t.Errorf("after a jump in a batch: %+v", ps)
 		}
 	})
