@@ -86,12 +86,16 @@ type Result struct {
 	AlertP50Ms        float64            `json:"alert_p50_ms"`
 	AlertP99Ms        float64            `json:"alert_p99_ms"`
 	RedisBytesPerPair float64            `json:"redis_bytes_per_pair"`
-	// Stage 5 in two steps: Redis time in the window script per transfer
-	// for a pair's first transfer (new) and for its later ones (warm, one
-	// transfer of a pair a call), and bytes per group (pair) seen once and
-	// warm (20 transfers over 10 minutes; = redis_bytes_per_pair).
+	// Stage 5 in two steps: Redis CPU per transfer (used_cpu_user+sys, all
+	// servers: unlike the script time of INFO commandstats, it does not grow
+	// when other processes take the core) for a pair's first transfer (new)
+	// and for its later ones (warm, one transfer of a pair a call), the
+	// script time too, and bytes per group (pair) seen once and warm (20
+	// transfers over 10 minutes; = redis_bytes_per_pair).
 	RedisUsPerTxNew        float64 `json:"redis_us_per_transfer_new"`
 	RedisUsPerTxWarm       float64 `json:"redis_us_per_transfer_warm"`
+	RedisScriptUsPerTxNew  float64 `json:"redis_script_us_per_transfer_new"`
+	RedisScriptUsPerTxWarm float64 `json:"redis_script_us_per_transfer_warm"`
 	RedisBytesPerGroupOnce float64 `json:"redis_bytes_per_group_once"`
 	RedisBytesPerGroupWarm float64 `json:"redis_bytes_per_group_warm"`
 	// `fintrans replay` of 20,000 seed lines without REDIS_URL, on the

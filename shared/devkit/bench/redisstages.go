@@ -317,12 +317,14 @@ func (r *runner) memoryStage(ctx context.Context) error {
 	r.res.RedisBytesPerPair = round(float64(grew)/float64(pairs), 0)
 	r.res.RedisBytesPerGroupWarm = r.res.RedisBytesPerPair
 	r.res.RedisBytesPerGroupOnce = round(float64(once.usedMemory-before.usedMemory)/float64(pairs), 0)
-	r.res.RedisUsPerTxNew = round(uNew.usPer(int64(pairs)), 2)
-	r.res.RedisUsPerTxWarm = round(uWarm.usPer(int64(len(all)-pairs)), 2)
-	r.printf("    first transfer of each pair (new): %.1f µs in the script (%.1f µs of Redis CPU) a transfer; %s bytes/pair seen once   %s\n",
-		r.res.RedisUsPerTxNew, uNew.cpuPer(int64(pairs)), num(r.res.RedisBytesPerGroupOnce), uNew)
-	r.printf("    the %d others (warm, one transfer of a pair a call): %.1f µs in the script (%.1f µs of Redis CPU) a transfer   %s\n",
-		per-1, r.res.RedisUsPerTxWarm, uWarm.cpuPer(int64(len(all)-pairs)), uWarm)
+	r.res.RedisUsPerTxNew = round(uNew.cpuPer(int64(pairs)), 2)
+	r.res.RedisUsPerTxWarm = round(uWarm.cpuPer(int64(len(all)-pairs)), 2)
+	r.res.RedisScriptUsPerTxNew = round(uNew.usPer(int64(pairs)), 2)
+	r.res.RedisScriptUsPerTxWarm = round(uWarm.usPer(int64(len(all)-pairs)), 2)
+	r.printf("    first transfer of each pair (new): %.1f µs of Redis CPU (%.1f µs in the script) a transfer; %s bytes/pair seen once   %s\n",
+		r.res.RedisUsPerTxNew, r.res.RedisScriptUsPerTxNew, num(r.res.RedisBytesPerGroupOnce), uNew)
+	r.printf("    the %d others (warm, one transfer of a pair a call): %.1f µs of Redis CPU (%.1f µs in the script) a transfer   %s\n",
+		per-1, r.res.RedisUsPerTxWarm, r.res.RedisScriptUsPerTxWarm, uWarm)
 	// What each of a pair's two keys holds, from a sample.
 	var sum [2]int64
 	n := min(pairs, 200)
