@@ -8,6 +8,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/fintrans/fintrans/shared/rules"
 	"github.com/fintrans/fintrans/shared/transfer"
 )
 
@@ -21,8 +22,9 @@ func planStore(t *testing.T, rdb redis.UniversalClient) *Store {
 	return s
 }
 
-// checkPlan asserts that calls cover every transfer once, in order, with at
-// most MaxPerCall transfers and maxIndices bucket indices a call.
+// checkPlan asserts that calls cover every transfer once, each pair's in
+// order, with at most MaxPerCall transfers and maxIndices bucket indices a
+// call, and a pair's transfers of a call one after another.
 func checkPlan(t *testing.T, s *Store, ts []transfer.Transfer, plan []call) {
 	t.Helper()
 	var all []int
@@ -42,10 +44,27 @@ func checkPlan(t *testing.T, s *Store, ts []transfer.Transfer, plan []call) {
 		if lo != pc.lo || hi != pc.hi {
 			t.Errorf("a call's bucket range %d..%d, its transfers cover %d..%d", pc.lo, pc.hi, lo, hi)
 		}
-		if !slices.IsSorted(c) {
-			t.Errorf("a call out of order: %v", c)
+		done := map[[2]string]bool{}
+		for k, i := range c {
+			p := [2]string{ts[i].From, ts[i].To}
+			if k > 0 && p != [2]string{ts[c[k-1]].From, ts[c[k-1]].To} {
+				if done[p] {
+					t.Errorf("a call splits the transfers of pair %v", p)
+				}
+				done[[2]string{ts[c[k-1]].From, ts[c[k-1]].To}] = true
+			}
 		}
 		all = append(all, c...)
+	}
+	last := map[[2]string]int{}
+	for _, pc := range plan {
+		for _, i := range pc.idx {
+			p := [2]string{ts[i].From, ts[i].To}
+			if j, ok := last[p]; ok && j > i {
+				t.Errorf("pair %v: transfer %d planned after %d", p, j, i)
+			}
+			last[p] = i
+		}
 	}
 	slices.Sort(all)
 	for i, v := range all {
@@ -80,6 +99,54 @@ func TestPlanStandaloneCutsBySizeAndTimeSpread(t *testing.T) {
 	checkPlan(t, s, ts, calls)
 	if len(calls) < 10 {
 		t.Errorf("16 hours of transfers in %d calls", len(calls))
+	}
+}
+
+func TestPlanStandaloneGroupsAPairsTransfers(t *testing.T) {
+	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"})
+	defer rdb.Close()
+	s := planStore(t, rdb)
+	base := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+	var ts []transfer.Transfer
+	for i := range 60 { // three pairs interleaved
+		ts = append(ts, transfer.Transfer{ID: strconv.Itoa(i), Time: base.Add(time.Duration(i) * time.Second), From: strconv.Itoa(i % 3), To: "x", Amount: 1})
+	}
+	calls := s.plan(ts)
+	checkPlan(t, s, ts, calls)
+	if len(calls) != 1 {
+		t.Fatalf("%d calls, want 1", len(calls))
+	}
+	for k, i := range calls[0].idx {
+		if want := k%20*3 + k/20; i != want {
+			t.Fatalf("transfer %d at position %d, want %d", i, k, want)
+		}
+	}
+}
+
+// For a sender rule the group is the sender: its transfers to any receiver
+// go one after another.
+func TestPlanStandaloneGroupsBySenderForASenderRule(t *testing.T) {
+	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"})
+	defer rdb.Close()
+	s, err := New(rdb, Config{Threshold: 5, Size: 10 * time.Minute, Slide: 2 * time.Minute, Lateness: time.Hour,
+		MaxTransactions: 5, TTL: 24 * time.Hour, GroupBy: rules.From, Aggregate: rules.Count})
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+	var ts []transfer.Transfer
+	for i := range 40 { // two senders interleaved, a new receiver each time
+		ts = append(ts, transfer.Transfer{ID: strconv.Itoa(i), Time: base.Add(time.Duration(i) * time.Second),
+			From: strconv.Itoa(i % 2), To: "r" + strconv.Itoa(i), Amount: 1})
+	}
+	calls := s.plan(ts)
+	if len(calls) != 1 {
+		t.Fatalf("%d calls, want 1", len(calls))
+	}
+	for k, i := range calls[0].idx {
+		if want := k%20*2 + k/20; i != want {
+			t.Fatalf("transfer %d at position %d, want %d", i, k, want)
+		}
 	}
 }
 

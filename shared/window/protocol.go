@@ -8,7 +8,8 @@ package window
 // KEYS: per transfer, its group's state hash and dedupe set: h1, s1, h2, s2,
 // ... (on a Redis Cluster one group a call: they share a hash slot).
 //
-// ARGV (1-based, as Lua reads it):
+// ARGV (1-based, as Lua reads it; a call of one transfer sends no indices:
+// B0 0, nb 0):
 const (
 	argThreshold = 1 + iota // the rule's threshold: cents (sum) or transfers (count)
 	argSize                 // window size, ms
@@ -36,17 +37,26 @@ const (
 
 // Answers: one per transfer, in order. answerPlain (an integer) is a
 // transfer counted that fired nothing; anything else is an array {status,
-// info, alert...}: status Counted (info: the group's sequence number),
-// Duplicate (info 0; the alerts are the ones this transfer fired before) or
-// Late (info: the newest time of the group, ms; no alert). Each alert is an
-// array of alertFields:
+// info[, evidence, alert...]}: status Counted (info: the group's sequence
+// number), Duplicate (info 0; the alerts are the ones this transfer fired
+// before) or Late (info: the newest time of the group, ms; no evidence, no
+// alert). With alerts, evidence is {b, e<b>, ...}: the evidence string of
+// each bucket b of the alerts' windows, once however many windows hold it.
 const (
-	answerPlain   = 1
-	alertStart    = iota - 1 // window start, ms
-	alertTotal               // the window's sum of amounts, cents
-	alertCount               // its number of transfers
-	alertTime                // the crossing transfer's time, ms
-	alertSeq                 // its sequence number: evidence up to it is listed
-	alertEvidence            // the e<b> strings of the window's buckets
+	answerPlain    = 1
+	answerStatus   = 0 // positions in the array
+	answerInfo     = 1
+	answerEvidence = 2
+	answerAlerts   = 3 // the first alert
+)
+
+// Each alert is an array of alertFields integers; the caller lists the
+// entries of the window's buckets with a sequence number up to alertSeq.
+const (
+	alertStart = iota // window start, ms
+	alertTotal        // the window's sum of amounts, cents
+	alertCount        // its number of transfers
+	alertTime         // the crossing transfer's time, ms
+	alertSeq          // its sequence number: evidence up to it is listed
 	alertFields
 )

@@ -433,28 +433,32 @@ type call struct {
 	lo, hi int64
 }
 
-// plan cuts ts into script calls. On a Redis Cluster a call holds one pair's
-// transfers; elsewhere any pairs.
+// plan cuts ts into script calls. A pair's transfers go one after another
+// (in their order), so that the script reads and writes the pair's state
+// once for all of them (transfers of different pairs are independent: each
+// outcome depends on its own pair's state only). On a Redis Cluster a call
+// holds one pair's transfers; elsewhere the pairs follow one another, in the
+// order of their first transfer, cut into calls of MaxPerCall. ("Pair"
+// is the rule's group: a pair, or one account for a sender or receiver rule.)
 func (s *Store) plan(ts []transfer.Transfer) []call {
 	var groups [][]int
-	if _, cluster := s.rdb.(*redis.ClusterClient); cluster {
-		byPair := map[[2]string]int{}
-		for i, t := range ts {
-			p := s.group(t)
-			g, ok := byPair[p]
-			if !ok {
-				g = len(groups)
-				byPair[p] = g
-				groups = append(groups, nil)
-			}
-			groups[g] = append(groups[g], i)
+	byPair := make(map[[2]string]int, len(ts))
+	order := make([]int, 0, len(ts))
+	for i, t := range ts {
+		p := s.group(t)
+		g, ok := byPair[p]
+		if !ok {
+			g = len(groups)
+			byPair[p] = g
+			groups = append(groups, nil)
 		}
-	} else {
-		all := make([]int, len(ts))
-		for i := range all {
-			all[i] = i
+		groups[g] = append(groups[g], i)
+	}
+	if _, cluster := s.rdb.(*redis.ClusterClient); !cluster {
+		for _, g := range groups {
+			order = append(order, g...)
 		}
-		groups = [][]int{all}
+		groups = [][]int{order}
 	}
 	var calls []call
 	for _, g := range groups {
@@ -498,10 +502,17 @@ func floorDiv(a, b int64) int64 {
 }
 
 // callArgs is one call's KEYS and ARGV (see window.lua): the configuration,
-// the decimal indices of every bucket its transfers' windows cover, and per
+// the decimal indices of every bucket its transfers' windows cover (none for
+// a call of one transfer), and per
 // transfer its dedupe key, time, amount and evidence tail.
 func (s *Store) callArgs(ts []transfer.Transfer, c call) ([]string, []any) {
 	lo, hi := c.lo, c.hi
+	if len(c.idx) == 1 {
+		// One transfer (on a Redis Cluster, a pair's lone transfer: most
+		// calls): the script formats its few indices itself, cheaper than
+		// receiving 2 x 9 more arguments.
+		lo, hi = 0, -1
+	}
 	keys := make([]string, 0, 2*len(c.idx))
 	args := make([]any, 0, len(s.args)+3+2*int(hi-lo+1)+argsPerTransfer*len(c.idx)+1)
 	for _, a := range s.args {
@@ -545,8 +556,8 @@ func (s *Store) parse(t transfer.Transfer, v any) (Outcome, error) {
 	if !ok || len(arr) < 2 {
 		return Outcome{}, fmt.Errorf("window script: unexpected answer %#v", v)
 	}
-	st, ok1 := arr[0].(int64)
-	info, ok2 := arr[1].(int64)
+	st, ok1 := arr[answerStatus].(int64)
+	info, ok2 := arr[answerInfo].(int64)
 	if !ok1 || !ok2 {
 		return Outcome{}, fmt.Errorf("window script: malformed status %#v", arr[:2])
 	}
@@ -554,7 +565,7 @@ func (s *Store) parse(t transfer.Transfer, v any) (Outcome, error) {
 	switch o.Status {
 	case Counted, Duplicate:
 	case Late:
-		if len(arr) != 2 {
+		if len(arr) != answerEvidence {
 			return Outcome{}, fmt.Errorf("window script: a late answer with alerts %#v", arr)
 		}
 		o.Newest = time.UnixMilli(info).UTC()
@@ -563,8 +574,32 @@ func (s *Store) parse(t transfer.Transfer, v any) (Outcome, error) {
 	default:
 		return Outcome{}, fmt.Errorf("window script: unknown status %v", arr[0])
 	}
-	for _, raw := range arr[2:] {
-		a, err := s.parseAlert(t, raw)
+	if len(arr) == answerEvidence {
+		return o, nil
+	}
+	if len(arr) <= answerAlerts {
+		return Outcome{}, fmt.Errorf("window script: evidence without alerts %#v", arr)
+	}
+	// The evidence of the alerts' buckets, each parsed once.
+	raw, ok := arr[answerEvidence].([]any)
+	if !ok || len(raw)%2 != 0 {
+		return Outcome{}, fmt.Errorf("window script: malformed evidence %#v", arr[answerEvidence])
+	}
+	buckets := make(map[int64][]evidenceEntry, len(raw)/2)
+	for k := 0; k < len(raw); k += 2 {
+		b, ok1 := raw[k].(int64)
+		str, ok2 := raw[k+1].(string)
+		if !ok1 || !ok2 {
+			return Outcome{}, fmt.Errorf("window script: malformed evidence %#v", raw[k:k+2])
+		}
+		es, err := parseEvidence(str, math.MaxInt64, nil)
+		if err != nil {
+			return Outcome{}, err
+		}
+		buckets[b] = es
+	}
+	for _, raw := range arr[answerAlerts:] {
+		a, err := s.parseAlert(t, raw, buckets)
 		if err != nil {
 			return Outcome{}, err
 		}
@@ -573,7 +608,7 @@ func (s *Store) parse(t transfer.Transfer, v any) (Outcome, error) {
 	return o, nil
 }
 
-func (s *Store) parseAlert(t transfer.Transfer, raw any) (transfer.Alert, error) {
+func (s *Store) parseAlert(t transfer.Transfer, raw any, buckets map[int64][]evidenceEntry) (transfer.Alert, error) {
 	bad := func() (transfer.Alert, error) {
 		return transfer.Alert{}, fmt.Errorf("window script: malformed alert %#v", raw)
 	}
@@ -581,15 +616,14 @@ func (s *Store) parseAlert(t transfer.Transfer, raw any) (transfer.Alert, error)
 	if !ok || len(f) != alertFields {
 		return bad()
 	}
-	var n [alertEvidence]int64
+	var n [alertFields]int64
 	for k := range n {
 		if n[k], ok = f[k].(int64); !ok {
 			return bad()
 		}
 	}
 	start, total, count, fired, seq := n[alertStart], n[alertTotal], n[alertCount], n[alertTime], n[alertSeq]
-	ev, ok := f[alertEvidence].([]any)
-	if !ok || total <= 0 || count <= 0 || seq <= 0 {
+	if total <= 0 || count <= 0 || seq <= 0 {
 		return bad()
 	}
 	g := s.group(t)
@@ -610,17 +644,15 @@ func (s *Store) parseAlert(t transfer.Transfer, raw any) (transfer.Alert, error)
 	if s.cfg.Aggregate == rules.Count {
 		a.Value, a.Threshold = transfer.Transfers(count), transfer.Transfers(int64(s.cfg.Threshold))
 	}
+	// The entries of the window's buckets known when the alert fired.
 	var es []evidenceEntry
-	for _, v := range ev {
-		str, ok := v.(string)
-		if !ok {
-			return bad()
+	first := floorDiv(start, s.bucket)
+	for b := first; b < first+s.size/s.bucket; b++ {
+		for _, e := range buckets[b] {
+			if e.seq <= seq {
+				es = append(es, e)
+			}
 		}
-		got, err := parseEvidence(str, seq, es)
-		if err != nil {
-			return transfer.Alert{}, err
-		}
-		es = got
 	}
 	slices.SortFunc(es, func(x, y evidenceEntry) int {
 		if c := cmp.Compare(x.ms, y.ms); c != 0 {
@@ -662,7 +694,7 @@ type evidenceEntry struct {
 }
 
 // parseEvidence appends to out the entries of one bucket's evidence string
-// ("count,newest|" then "seq,time,amount,len:id" one after another) whose
+// ("count,bound|" then "seq,time,amount,len:id" one after another) whose
 // sequence number is at most maxSeq: the transfers known when the alert
 // fired.
 func parseEvidence(s string, maxSeq int64, out []evidenceEntry) ([]evidenceEntry, error) {

@@ -598,15 +598,15 @@ func TestStateIsBoundedAndExpires(t *testing.T) {
 		// is filling), each a total and maybe an alert, and as many buckets, each
 		// with its evidence; plus t, lo, n; the transfers seen in the last 70
 		// minutes (one every 30 s), plus up to one bucket not yet pruned; at
-		// most 5 evidence entries a bucket.
+		// most 9 evidence entries a bucket (the 5 oldest and up to 4 more).
 		if len(h) > 3*36+3 || seen > 141+4 {
 			t.Errorf("state not bounded: %d hash fields, %d seen", len(h), seen)
 		}
 		for f, v := range h {
 			if f[0] == 'e' {
 				count, _, _ := strings.Cut(v, ",")
-				if n, err := strconv.Atoi(count); err != nil || n > defaultCfg.MaxTransactions || strings.Count(v, ":") != n {
-					t.Errorf("bucket %s lists %s transfers, cap %d: %q", f[1:], count, defaultCfg.MaxTransactions, v)
+				if n, err := strconv.Atoi(count); err != nil || n >= 2*defaultCfg.MaxTransactions || strings.Count(v, ":") != n {
+					t.Errorf("bucket %s lists %s transfers, cap %d (at most twice that, less one): %q", f[1:], count, defaultCfg.MaxTransactions, v)
 				}
 			}
 		}
@@ -620,6 +620,19 @@ func TestStateIsBoundedAndExpires(t *testing.T) {
 		applyOne(t, s, tx("jump", at(100*time.Hour), "A", "B", 1))
 		if n, _ := rdb.HLen(ctx, k[0]).Result(); n != 5 {
 			t.Errorf("after a jump: %d fields, want t, lo, n and the new transfer's bucket total and evidence", n)
+		}
+		// The same in a batch of the pair's transfers (read and written once
+		// for all of them): the first prunes, the others see it pruned.
+		if _, err := s.Apply(ctx, []transfer.Transfer{tx("jump2", at(200*time.Hour), "A", "B", 1),
+			tx("jump3", at(200*time.Hour+time.Second), "A", "B", 2), tx("jump2", at(200*time.Hour), "A", "B", 1),
+			tx("jump4", at(200*time.Hour+2*time.Second), "A", "B", 3), tx("jump5", at(200*time.Hour+3*time.Second), "A", "B", 4)}); err != nil {
+			t.Fatal(err)
+		}
+		if n, _ := rdb.HLen(ctx, k[0]).Result(); n != 5 {
+			t.Errorf("after a jump in a batch: %d fields, want t, lo, n and the new transfers' bucket total and evidence", n)
+		}
+		if ps, _ := s.Inspect(ctx, "A", "B"); ps.Seen != 4 || ps.Seq != 1205 || ps.Windows[at(200*time.Hour).Truncate(2*time.Minute)] != 10 {
+			t.Errorf("after a jump in a batch: %+v", ps)
 		}
 	})
 }
@@ -687,6 +700,58 @@ func TestFirstTransferOfAPairCostsOneKey(t *testing.T) {
 		for _, a := range o.Alerts {
 			if a.Count != 2 || len(a.Transactions) != 2 || a.Transactions[0].ID != "c1" {
 				t.Errorf("alert %s: count %d, listed %v", a.WindowStart, a.Count, a.Transactions)
+			}
+		}
+	})
+}
+
+// Out-of-order arrivals, many transfers a bucket: each alert lists the cap
+// oldest (by time, then arrival) of the transfers of its window known when
+// it fired, whether a pair's transfers come one a call or many a call.
+func TestEvidenceOldestOutOfOrder(t *testing.T) {
+	onEngines(t, func(t *testing.T, rdb *redis.Client) {
+		for _, batch := range []int{1, 500} {
+			cfg := defaultCfg
+			cfg.MaxTransactions = 4
+			cfg.KeyPrefix = fmt.Sprintf("ev%d:", batch)
+			s := newStore(t, rdb, cfg)
+			rng := rand.New(rand.NewSource(int64(batch)))
+			var ts []transfer.Transfer
+			for i := range 1200 {
+				p := strconv.Itoa(i % 20)
+				ts = append(ts, tx(fmt.Sprintf("o%d", i), at(time.Duration(rng.Int63n(int64(14*time.Minute)))).Truncate(time.Second), "A"+p, "B", 400_00))
+			}
+			fired := 0
+			for i := 0; i < len(ts); i += batch {
+				part := ts[i:min(i+batch, len(ts))]
+				out, err := s.Apply(context.Background(), part)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for j, o := range out {
+					for _, a := range o.Alerts {
+						fired++
+						// The window's transfers of the pair known at the crossing one.
+						var known []int
+						for k := 0; k <= i+j; k++ {
+							if ts[k].From == a.From && !ts[k].Time.Before(a.WindowStart) && ts[k].Time.Before(a.WindowEnd) {
+								known = append(known, k)
+							}
+						}
+						sort.SliceStable(known, func(x, y int) bool { return ts[known[x]].Time.Before(ts[known[y]].Time) })
+						if a.Count != len(known) || len(a.Transactions) != min(4, len(known)) {
+							t.Fatalf("batch %d, alert %s %s: count %d listed %d, want %d and %d", batch, a.From, a.WindowStart, a.Count, len(a.Transactions), len(known), min(4, len(known)))
+						}
+						for x, at := range a.Transactions {
+							if at.ID != ts[known[x]].ID {
+								t.Fatalf("batch %d, alert %s %s: listed %v, want the oldest 4 of %v", batch, a.From, a.WindowStart, a.Transactions, known)
+							}
+						}
+					}
+				}
+			}
+			if fired < 20 {
+				t.Fatalf("batch %d: %d alerts", batch, fired)
 			}
 		}
 	})

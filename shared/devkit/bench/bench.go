@@ -75,13 +75,28 @@ type Options struct {
 
 // Result is what the last line reports.
 type Result struct {
-	RedisCeilingOps   float64 `json:"redis_ceiling_ops"`
-	DetectTxPerS      float64 `json:"detect_tx_per_s"`
-	HTTPBatchTxPerS   float64 `json:"http_batch_tx_per_s"`
-	E2ETxPerS         float64 `json:"e2e_tx_per_s"`
-	AlertP50Ms        float64 `json:"alert_p50_ms"`
-	AlertP99Ms        float64 `json:"alert_p99_ms"`
-	RedisBytesPerPair float64 `json:"redis_bytes_per_pair"`
+	RedisCeilingOps float64 `json:"redis_ceiling_ops"`
+	DetectTxPerS    float64 `json:"detect_tx_per_s"`
+	HTTPBatchTxPerS float64 `json:"http_batch_tx_per_s"`
+	E2ETxPerS       float64 `json:"e2e_tx_per_s"`
+	// End to end by the generator's account count (10, 100, 1000, 10000),
+	// the same number of records each; e2e_tx_per_s is the 10000 one.
+	E2EByAccounts     map[string]float64 `json:"e2e_by_accounts"`
+	AlertP50Ms        float64            `json:"alert_p50_ms"`
+	AlertP99Ms        float64            `json:"alert_p99_ms"`
+	RedisBytesPerPair float64            `json:"redis_bytes_per_pair"`
+	// Stage 5 in two steps: Redis CPU per transfer (used_cpu_user+sys, all
+	// servers: unlike the script time of INFO commandstats, it does not grow
+	// when other processes take the core) for a pair's first transfer (new)
+	// and for its later ones (warm, one transfer of a pair a call), the
+	// script time too, and bytes per group (pair) seen once and warm (20
+	// transfers over 10 minutes; = redis_bytes_per_pair).
+	RedisUsPerTxNew        float64 `json:"redis_us_per_transfer_new"`
+	RedisUsPerTxWarm       float64 `json:"redis_us_per_transfer_warm"`
+	RedisScriptUsPerTxNew  float64 `json:"redis_script_us_per_transfer_new"`
+	RedisScriptUsPerTxWarm float64 `json:"redis_script_us_per_transfer_warm"`
+	RedisBytesPerGroupOnce float64 `json:"redis_bytes_per_group_once"`
+	RedisBytesPerGroupWarm float64 `json:"redis_bytes_per_group_warm"`
 	// `fintrans replay` of 20,000 seed lines without REDIS_URL, on the
 	// embedded default (ReplayEngine: redis-server when on PATH) and on
 	// miniredis, the fallback without one
@@ -89,16 +104,20 @@ type Result struct {
 	ReplayEngine          string  `json:"replay_engine"`
 	ReplayMiniredisTxPerS float64 `json:"replay_miniredis_tx_per_s"`
 
-	DetectRatio       float64 `json:"detect_ratio"`
-	HTTPSingleTxPerS  float64 `json:"http_single_tx_per_s"`
-	HTTPNoopReqPerS   float64 `json:"http_noop_req_per_s"`
-	E2ECeilingTxPerS  float64 `json:"e2e_consume_only_tx_per_s"`
-	ProduceTxPerS     float64 `json:"produce_tx_per_s"`
-	CeilingGridBest   float64 `json:"redis_ceiling_grid_best_ops"`
-	CeilingConns      int     `json:"ceiling_conns"`
-	CeilingPipeline   int     `json:"ceiling_pipeline"`
-	RedisUsPerTx      float64 `json:"redis_us_per_transfer"`
-	AlertLatencyCount int     `json:"alert_latency_samples"`
+	DetectRatio      float64 `json:"detect_ratio"`
+	HTTPSingleTxPerS float64 `json:"http_single_tx_per_s"`
+	HTTPNoopReqPerS  float64 `json:"http_noop_req_per_s"`
+	E2ECeilingTxPerS float64 `json:"e2e_consume_only_tx_per_s"`
+	ProduceTxPerS    float64 `json:"produce_tx_per_s"`
+	CeilingGridBest  float64 `json:"redis_ceiling_grid_best_ops"`
+	CeilingConns     int     `json:"ceiling_conns"`
+	CeilingPipeline  int     `json:"ceiling_pipeline"`
+	RedisUsPerTx     float64 `json:"redis_us_per_transfer"`
+	// Redis time in the window script per transfer in each e2e shape.
+	RedisUsByAccounts map[string]float64 `json:"redis_us_by_accounts"`
+	// Redis CPU (used_cpu_user + used_cpu_sys) per transfer in each e2e shape.
+	RedisCPUUsByAccounts map[string]float64 `json:"redis_cpu_us_by_accounts"`
+	AlertLatencyCount    int                `json:"alert_latency_samples"`
 	// REDIS_MIN_REPLICAS cost (stage 7): detect core on a primary with one
 	// replica, without and with WAIT 1.
 	ReplicasNoWaitTxPerS float64 `json:"replicas_nowait_tx_per_s"`
@@ -347,9 +366,10 @@ func (r *runner) startMeter(ctx context.Context) *meter {
 // usage is what a stage cost.
 type usage struct {
 	wall              time.Duration
-	benchCores        float64 // CPU of this process / wall
-	redisCores        float64 // CPU of Redis / wall (all servers)
-	otherCores        float64 // CPU of everything else on the machine / wall
+	benchCores        float64       // CPU of this process / wall
+	redisCores        float64       // CPU of Redis / wall (all servers)
+	otherCores        float64       // CPU of everything else on the machine / wall
+	redisCPU          time.Duration // CPU Redis used (all servers)
 	evalCalls         int64
 	evalUsec          int64 // Redis time in the window script
 	redisUsPerEvalsha float64
@@ -364,14 +384,25 @@ func (u usage) usPer(n int64) float64 {
 	return float64(u.evalUsec) / float64(n)
 }
 
+// cpuPer is the CPU Redis used per transfer, in µs, n transfers having run:
+// unlike the script time (commandstats, wall time inside the call), it does
+// not grow when other processes take the core from Redis, and it includes
+// reading the calls and writing the answers.
+func (u usage) cpuPer(n int64) float64 {
+	if n <= 0 {
+		return 0
+	}
+	return float64(u.redisCPU.Microseconds()) / float64(n)
+}
+
 func (m *meter) stop(ctx context.Context) usage {
 	wall := time.Since(m.wall)
 	cpu := cpuTime() - m.cpu
 	machine := machineBusy() - m.machine
 	st, _ := readStats(ctx, m.r.rdb)
 	u := usage{wall: wall, benchCores: cpu.Seconds() / wall.Seconds(),
-		redisCores: (st.cpu - m.redis.cpu).Seconds() / wall.Seconds(),
-		evalCalls:  st.evalCalls - m.redis.evalCalls, evalUsec: st.evalUsec - m.redis.evalUsec}
+		redisCores: (st.cpu - m.redis.cpu).Seconds() / wall.Seconds(), redisCPU: st.cpu - m.redis.cpu,
+		evalCalls: st.evalCalls - m.redis.evalCalls, evalUsec: st.evalUsec - m.redis.evalUsec}
 	if m.r.own && machine > 0 {
 		u.otherCores = max(0, machine.Seconds()/wall.Seconds()-u.benchCores-u.redisCores)
 	}

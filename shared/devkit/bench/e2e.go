@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -27,15 +28,39 @@ import (
 
 const (
 	e2ePartitions = 8
-	e2eAccounts   = 10000
 	produceBatch  = 1000
 )
 
-// e2eStage is stage 4: the generator's records pre-produced into the
-// embedded Kafka, then consumer.Consumer (Redis + a Kafka sink to fraud)
-// until all are processed; a consume-only group on the same records is the
-// ceiling. A paced phase below capacity then gives the alert latency.
+// e2eShapes are the generator's account counts stage 4 runs, each on the same
+// number of pre-produced records: from the seed's 10 accounts (90 pairs, every
+// one warm, many transfers of a pair in each batch) to 10,000 (nearly every
+// transfer the first of its pair). The last one also gets the consume-only
+// ceiling and the paced latency phase (e2e_tx_per_s, alert_p50_ms, ...).
+var e2eShapes = []int{10, 100, 1000, 10000}
+
+// e2eStage is stage 4: for each shape of e2eShapes, the generator's records
+// pre-produced into the embedded Kafka, then consumer.Consumer (Redis + a
+// Kafka sink to fraud) until all are processed.
 func (r *runner) e2eStage(ctx context.Context) error {
+	r.res.E2EByAccounts = map[string]float64{}
+	r.res.RedisUsByAccounts = map[string]float64{}
+	r.res.RedisCPUUsByAccounts = map[string]float64{}
+	r.printf("\n[4] end to end: kfake %q (%d partitions) -> consumer.Consumer -> detect -> kfake %q; generator over %v accounts, %s records each\n",
+		"transactions", e2ePartitions, "fraud", e2eShapes, num(float64(r.t.e2eN)))
+	for i, accounts := range e2eShapes {
+		if err := r.e2eShape(ctx, accounts, i == len(e2eShapes)-1); err != nil {
+			return fmt.Errorf("%d accounts: %w", accounts, err)
+		}
+	}
+	return nil
+}
+
+// e2eShape runs one shape: a fresh Redis state and a fresh kfake, N records
+// pre-produced by the generator over accounts accounts, then the detect
+// consumer until all are processed. With full, a consume-only group on the
+// same records is the ceiling, and a paced phase below capacity then gives
+// the alert latency.
+func (r *runner) e2eShape(ctx context.Context, accounts int, full bool) error {
 	if err := r.reset(ctx); err != nil {
 		return err
 	}
@@ -55,15 +80,15 @@ func (r *runner) e2eStage(ctx context.Context) error {
 	}
 	defer in.Close()
 	gcfg := r.cfg
-	gcfg.GeneratorAccounts = max(gcfg.GeneratorAccounts, e2eAccounts)
+	gcfg.GeneratorAccounts = accounts
 	gcfg.GeneratorTransfers = produceBatch
 	// The seed's uniform stream, which the figures in the README measure.
 	gcfg.GeneratorProfile = "seed"
 	gen := generator.New(gcfg.Generator(), in, rand.New(rand.NewPCG(4, 4)), nil)
 
 	N := r.t.e2eN
-	r.printf("\n[4] end to end: kfake %q (%d partitions) -> consumer.Consumer -> detect -> kfake %q; generator, %d accounts\n",
-		txTopic, e2ePartitions, fraudTopic, gcfg.GeneratorAccounts)
+	pairs := accounts * (accounts - 1)
+	r.printf("    %6s accounts (%s pairs):\n", num(float64(accounts)), num(float64(pairs)))
 
 	// Pre-produce N transfers, two producers' worth of ticks at once.
 	start := time.Now()
@@ -92,19 +117,23 @@ func (r *runner) e2eStage(ctx context.Context) error {
 	N = int(produced.Load())
 	prodRate := float64(N) / time.Since(start).Seconds()
 	r.res.ProduceTxPerS = round(prodRate, 0)
-	r.printf("    pre-produced %s transfers (generator.Tick of %d + sink.Kafka) at %s tx/s\n", num(float64(N)), produceBatch, num(prodRate))
+	r.printf("      pre-produced %s transfers (generator.Tick of %d + sink.Kafka) at %s tx/s\n", num(float64(N)), produceBatch, num(prodRate))
 
-	// Ceiling: a consumer group that only decodes and marks.
-	stop := r.profile("4-e2e-consume-only")
-	m := r.startMeter(ctx)
-	ceil, err := consumeOnly(ctx, k.Brokers, kc, txTopic, int64(N))
-	u := m.stop(ctx)
-	stop()
-	if err != nil {
-		return err
+	ceil := 0.0
+	if full {
+		// Ceiling: a consumer group that only decodes and marks.
+		stop := r.profile("4-e2e-consume-only")
+		m := r.startMeter(ctx)
+		c, err := consumeOnly(ctx, k.Brokers, kc, txTopic, int64(N))
+		u := m.stop(ctx)
+		stop()
+		if err != nil {
+			return err
+		}
+		ceil = c
+		r.res.E2ECeilingTxPerS = round(ceil, 0)
+		r.printf("      consume-only ceiling (sarama group + kafkarecord.Decode + mark)   %9s tx/s   %s\n", num(ceil), u)
 	}
-	r.res.E2ECeilingTxPerS = round(ceil, 0)
-	r.printf("    consume-only ceiling (sarama group + kafkarecord.Decode + mark)   %9s tx/s   %s\n", num(ceil), u)
 
 	// The detect consumer.
 	st, err := r.store(ctx)
@@ -129,8 +158,8 @@ func (r *runner) e2eStage(ctx context.Context) error {
 		DLQ: dlq, DLQTopic: dlqTopic, MaxBatch: r.cfg.MaxBatch, Log: r.quiet}
 	cctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
-	stop = r.profile("4-e2e-detect")
-	m = r.startMeter(ctx)
+	stop := r.profile(fmt.Sprintf("4-e2e-detect-%d", accounts))
+	m := r.startMeter(ctx)
 	began := time.Now()
 	go func() { done <- c.Run(cctx) }()
 	stopConsumer := func() {
@@ -139,16 +168,28 @@ func (r *runner) e2eStage(ctx context.Context) error {
 		group.Close()
 	}
 	first, last, ok := waitProcessed(ctx, c, int64(N), 0, 120*time.Second)
-	u = m.stop(ctx)
+	u := m.stop(ctx)
 	stop()
 	if !ok {
 		stopConsumer()
 		return fmt.Errorf("consumer processed %d of %d records in 120 s", c.Processed.Load(), N)
 	}
 	rate := float64(int64(N)-first.n) / last.Sub(first.at).Seconds()
+	key := strconv.Itoa(accounts)
+	r.res.E2EByAccounts[key] = round(rate, 0)
+	r.res.RedisUsByAccounts[key] = round(u.usPer(int64(N)), 2)
+	r.res.RedisCPUUsByAccounts[key] = round(u.cpuPer(int64(N)), 2)
+	r.printf("      detect consumer (MAX_BATCH %d)  %9s tx/s   %s of detect core; group join %s; %d alerts; a transfer: %.1f µs in the script, %.1f µs of Redis CPU   %s\n",
+		r.cfg.MaxBatch, num(rate), pct(rate, r.detect), first.at.Sub(began).Round(time.Millisecond), c.Alerts.Load(), u.usPer(int64(N)), u.cpuPer(int64(N)), u)
+	if !full {
+		stopConsumer()
+		if c.DeadLettered.Load() > 0 || c.Faults.Load() > 0 {
+			r.printf("      warning: %d dead-lettered, %d faults\n", c.DeadLettered.Load(), c.Faults.Load())
+		}
+		return nil
+	}
 	r.res.E2ETxPerS = round(rate, 0)
-	r.printf("    detect consumer (MAX_BATCH %d)                                  %9s tx/s   = %s of consume-only, %s of detect core; group join %s; %d alerts   %s\n",
-		r.cfg.MaxBatch, num(rate), pct(rate, ceil), pct(rate, r.detect), first.at.Sub(began).Round(time.Millisecond), c.Alerts.Load(), u)
+	r.printf("      = %s of consume-only\n", pct(rate, ceil))
 
 	// Paced phase: live production below capacity, for the alert latency,
 	// in small ticks (every 10 ms) so that it is a stream, not bursts.

@@ -40,6 +40,9 @@ func (r *runner) ceilingStage(ctx context.Context) error {
 	}
 	r.stream = newStream(r.opts.Pairs, time.Now().Add(-time.Hour))
 	r.windowCfg = st.Config()
+	// As resolved by Load: the capturer's store never reaches a server, and
+	// REDIS_MIN_REPLICAS=auto on a cluster would ask it (and capture nothing).
+	r.windowCfg.MinReplicas = st.MinReplicas()
 
 	r.printf("\n[1] Redis ceiling: the window store's own script calls (captured, then replayed pipelined through go-redis), %d pairs\n", r.opts.Pairs)
 	warm := int64(r.opts.Pairs) * int64(10*time.Minute/pairInterval)
@@ -290,21 +293,71 @@ func (r *runner) memoryStage(ctx context.Context) error {
 				From: from, To: to, Amount: money.Cents(minCents + rng.Int64N(maxCents-minCents+1))})
 		}
 	}
-	var next atomic.Int64
+	// The first transfer of every pair (each new), then the other ones.
 	var alerts atomic.Int64
+	m := r.startMeter(ctx)
+	if err := r.applyAll(ctx, st, all[:pairs], &alerts); err != nil {
+		return err
+	}
+	uNew := m.stop(ctx)
+	once, err := readStats(ctx, r.rdb)
+	if err != nil {
+		return err
+	}
+	m = r.startMeter(ctx)
+	if err := r.applyAll(ctx, st, all[pairs:], &alerts); err != nil {
+		return err
+	}
+	uWarm := m.stop(ctx)
+	after, err := readStats(ctx, r.rdb)
+	if err != nil {
+		return err
+	}
+	grew := after.usedMemory - before.usedMemory
+	r.res.RedisBytesPerPair = round(float64(grew)/float64(pairs), 0)
+	r.res.RedisBytesPerGroupWarm = r.res.RedisBytesPerPair
+	r.res.RedisBytesPerGroupOnce = round(float64(once.usedMemory-before.usedMemory)/float64(pairs), 0)
+	r.res.RedisUsPerTxNew = round(uNew.cpuPer(int64(pairs)), 2)
+	r.res.RedisUsPerTxWarm = round(uWarm.cpuPer(int64(len(all)-pairs)), 2)
+	r.res.RedisScriptUsPerTxNew = round(uNew.usPer(int64(pairs)), 2)
+	r.res.RedisScriptUsPerTxWarm = round(uWarm.usPer(int64(len(all)-pairs)), 2)
+	r.printf("    first transfer of each pair (new): %.1f µs of Redis CPU (%.1f µs in the script) a transfer; %s bytes/pair seen once   %s\n",
+		r.res.RedisUsPerTxNew, r.res.RedisScriptUsPerTxNew, num(r.res.RedisBytesPerGroupOnce), uNew)
+	r.printf("    the %d others (warm, one transfer of a pair a call): %.1f µs of Redis CPU (%.1f µs in the script) a transfer   %s\n",
+		per-1, r.res.RedisUsPerTxWarm, r.res.RedisScriptUsPerTxWarm, uWarm)
+	// What each of a pair's two keys holds, from a sample.
+	var sum [2]int64
+	n := min(pairs, 200)
+	for p := range n {
+		k := st.Keys(strconv.Itoa(300000+p), strconv.Itoa(400000+p))
+		for i := range k {
+			b, _ := r.rdb.MemoryUsage(ctx, k[i], 0).Result()
+			sum[i] += b
+		}
+	}
+	r.printf("    used_memory +%.1f MiB = %s bytes/pair after %d transfers each (%d alerts fired)\n", float64(grew)/(1<<20), num(r.res.RedisBytesPerPair), per, alerts.Load())
+	r.printf("    MEMORY USAGE per key (mean of %d pairs): state hash (windows, alerts, evidence) %d, dedupe zset %d bytes\n",
+		n, sum[0]/int64(n), sum[1]/int64(n))
+	return nil
+}
+
+// applyAll applies ts through st in chunks of 1000 (in order), from the
+// ceiling's number of goroutines, adding the alerts fired to alerts.
+func (r *runner) applyAll(ctx context.Context, st *window.Store, ts []transfer.Transfer, alerts *atomic.Int64) error {
 	const chunk = 1000
+	var next atomic.Int64
 	var wg sync.WaitGroup
-	errc := make(chan error, r.conns)
+	errc := make(chan error, max(1, r.conns))
 	for range max(1, r.conns) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for ctx.Err() == nil {
 				i := int(next.Add(chunk) - chunk)
-				if i >= len(all) {
+				if i >= len(ts) {
 					return
 				}
-				outs, err := st.Apply(ctx, all[i:min(i+chunk, len(all))])
+				outs, err := st.Apply(ctx, ts[i:min(i+chunk, len(ts))])
 				if err != nil {
 					errc <- err
 					return
@@ -317,27 +370,5 @@ func (r *runner) memoryStage(ctx context.Context) error {
 	}
 	wg.Wait()
 	close(errc)
-	if err := <-errc; err != nil {
-		return err
-	}
-	after, err := readStats(ctx, r.rdb)
-	if err != nil {
-		return err
-	}
-	grew := after.usedMemory - before.usedMemory
-	r.res.RedisBytesPerPair = round(float64(grew)/float64(pairs), 0)
-	// What each of a pair's two keys holds, from a sample.
-	var sum [2]int64
-	n := min(pairs, 200)
-	for p := range n {
-		k := st.Keys(strconv.Itoa(300000+p), strconv.Itoa(400000+p))
-		for i := range k {
-			b, _ := r.rdb.MemoryUsage(ctx, k[i], 0).Result()
-			sum[i] += b
-		}
-	}
-	r.printf("    used_memory +%.1f MiB = %s bytes/pair (%d alerts fired)\n", float64(grew)/(1<<20), num(r.res.RedisBytesPerPair), alerts.Load())
-	r.printf("    MEMORY USAGE per key (mean of %d pairs): state hash (windows, alerts, evidence) %d, dedupe zset %d bytes\n",
-		n, sum[0]/int64(n), sum[1]/int64(n))
-	return nil
+	return <-errc
 }

@@ -1,0 +1,190 @@
+// Command scriptab measures the window store's Redis cost per transfer for
+// variants of window.lua, one after another on the same shapes, so that
+// they can be compared on a machine other work shares (Redis CPU per
+// transfer, from used_cpu_user + used_cpu_sys, moves little with the load;
+// wall-clock rates move a lot):
+//
+//	cd shared/devkit && git show main:shared/window/window.lua > /tmp/before.lua
+//	go run ./bench/scriptab -accounts 10,100,1000,10000 -reps 2 /tmp/before.lua ../window/window.lua
+//
+// Each shape is n transfers between `accounts` accounts, like the
+// generator's (times within 5 s, amounts $0.01-$10,000), spread over 8
+// partitions by pair and cut into batches of `batch`, applied by 8 workers
+// through window.Store on a redis-server (or a 3-node cluster, -cluster) it
+// starts. The store's Go side is this build's: a variant must speak its
+// protocol.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"hash/fnv"
+	"math/rand/v2"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/fintrans/fintrans/shared/money"
+	"github.com/fintrans/fintrans/shared/redisproc"
+	"github.com/fintrans/fintrans/shared/transfer"
+	"github.com/fintrans/fintrans/shared/window"
+)
+
+func main() {
+	accounts := flag.String("accounts", "10,100,1000,10000", "account counts, one shape each")
+	n := flag.Int("n", 100000, "transfers a shape")
+	reps := flag.Int("reps", 2, "rounds over the variants")
+	thr := flag.Int64("thr", 10000_00, "threshold in cents")
+	bsize := flag.Int("batch", 1000, "transfers an Apply")
+	cluster := flag.Bool("cluster", false, "a 3-node Redis Cluster")
+	flag.Parse()
+	scripts := flag.Args() // window.lua variants
+	ctx := context.Background()
+	var rdb redis.UniversalClient
+	var stats func(ctx context.Context) (float64, int64, int64)
+	if *cluster {
+		cl, err := redisproc.StartCluster(ctx, 3, redisproc.Options{})
+		if err != nil {
+			panic(err)
+		}
+		defer cl.Close()
+		cc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: cl.Addrs, PoolSize: 16})
+		rdb = cc
+		stats = func(ctx context.Context) (float64, int64, int64) {
+			var a float64
+			var b, c int64
+			for _, ad := range cl.Addrs {
+				x, y, z := statsOf(ctx, redis.NewClient(&redis.Options{Addr: ad}))
+				a, b, c = a+x, b+y, c+z
+			}
+			return a, b, c
+		}
+	} else {
+		srv, err := redisproc.Start(ctx, redisproc.Options{})
+		if err != nil {
+			panic(err)
+		}
+		defer srv.Close()
+		c := redis.NewClient(&redis.Options{Addr: srv.Addr, PoolSize: 16})
+		rdb = c
+		stats = func(ctx context.Context) (float64, int64, int64) { return statsOf(ctx, c) }
+	}
+	for _, a := range strings.Split(*accounts, ",") {
+		acc, _ := strconv.Atoi(a)
+		batches := shape(acc, *n, *bsize)
+		for rep := 0; rep < *reps; rep++ {
+			for _, sf := range scripts {
+				src, _ := os.ReadFile(sf)
+				window.Script = redis.NewScript(string(src))
+				if cc, ok := rdb.(*redis.ClusterClient); ok {
+					cc.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error { return c.FlushAll(ctx).Err() })
+				} else {
+					rdb.FlushAll(ctx)
+				}
+				st, err := window.New(rdb, window.Config{Threshold: money.Cents(*thr), Size: 10 * time.Minute, Slide: 2 * time.Minute,
+					Lateness: time.Hour, MaxTransactions: 50, TTL: 2 * time.Hour})
+				if err != nil {
+					panic(err)
+				}
+				if err := st.Load(ctx); err != nil {
+					panic(err)
+				}
+				c0, u0, k0 := stats(ctx)
+				t0 := time.Now()
+				alerts := run(ctx, st, batches)
+				wall := time.Since(t0)
+				c1, u1, k1 := stats(ctx)
+				fmt.Printf("%6d accounts %-28s cpu %6.2f µs/tx  script %6.2f µs/tx  %5.1f tx/call  %8.0f tx/s  alerts %d\n", acc, sf,
+					(c1-c0)*1e6/float64(*n), float64(u1-u0)/float64(*n), float64(*n)/float64(k1-k0), float64(*n)/wall.Seconds(), alerts)
+			}
+		}
+	}
+}
+
+func statsOf(ctx context.Context, rdb *redis.Client) (float64, int64, int64) {
+	info := redisproc.ParseInfo(rdb.Info(ctx, "cpu", "commandstats").Val())
+	u, _ := strconv.ParseFloat(info["used_cpu_user"], 64)
+	s, _ := strconv.ParseFloat(info["used_cpu_sys"], 64)
+	var usec, calls int64
+	for _, kv := range strings.Split(info["cmdstat_evalsha"], ",") {
+		k, v, _ := strings.Cut(kv, "=")
+		x, _ := strconv.ParseInt(v, 10, 64)
+		if k == "usec" {
+			usec = x
+		}
+		if k == "calls" {
+			calls = x
+		}
+	}
+	return u + s, usec, calls
+}
+
+// shape: n transfers over acc accounts, generator-like (time now minus up
+// to 5 s, amounts 1c..$10000), 8 partitions by pair, batches of 1000.
+func shape(acc, n, bsize int) [][]transfer.Transfer {
+	rng := rand.New(rand.NewPCG(1, 2))
+	parts := make([][]transfer.Transfer, 8)
+	now := time.Now()
+	for i := 0; i < n; i++ {
+		f := rng.IntN(acc)
+		t := rng.IntN(acc - 1)
+		if t >= f {
+			t++
+		}
+		from, to := strconv.Itoa(f), strconv.Itoa(t)
+		h := fnv.New32a()
+		h.Write([]byte(from + "/" + to))
+		p := h.Sum32() % 8
+		parts[p] = append(parts[p], transfer.Transfer{Source: "/gen", ID: "0b8f2c1e-5a6d-4f3e-9c7b-1d2e3f4a5b6c-" + strconv.Itoa(i),
+			Time: now.Add(-time.Duration(rng.Int64N(5000)) * time.Millisecond).Truncate(time.Second), From: from, To: to,
+			Amount: money.Cents(1 + rng.Int64N(1000000))})
+	}
+	var out [][]transfer.Transfer
+	for _, p := range parts {
+		for len(p) > 0 {
+			k := min(bsize, len(p))
+			out = append(out, p[:k])
+			p = p[k:]
+		}
+	}
+	return out
+}
+
+func run(ctx context.Context, st *window.Store, batches [][]transfer.Transfer) int {
+	var mu sync.Mutex
+	next, alerts := 0, 0
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				mu.Lock()
+				i := next
+				next++
+				mu.Unlock()
+				if i >= len(batches) {
+					return
+				}
+				out, err := st.Apply(ctx, batches[i])
+				if err != nil {
+					panic(err)
+				}
+				a := 0
+				for _, o := range out {
+					a += len(o.Alerts)
+				}
+				mu.Lock()
+				alerts += a
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return alerts
+}
