@@ -185,45 +185,19 @@ func (r *runner) detectStage(ctx context.Context) error {
 	stop := r.profile("2-detect-core")
 	m := r.startMeter(ctx)
 	deadline := time.Now().Add(r.t.stage)
-	var next, done atomic.Int64
 	var statuses [5]atomic.Int64 // counted, duplicate, late, invalid, other
-	var wg sync.WaitGroup
-	errc := make(chan error, r.conns)
-	for range r.conns {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for ctx.Err() == nil && time.Now().Before(deadline) {
-				i := int(next.Add(1) - 1)
-				if i >= len(batches) {
-					return
-				}
-				b := batches[i]
-				items := make([]transfer.Item, len(b))
-				for j := range b {
-					items[j] = cloudevent.FromEvent(b[j])
-				}
-				p, err := d.Process(ctx, items)
-				if err != nil {
-					errc <- err
-					return
-				}
-				for _, res := range p.Results {
-					statuses[statusIndex(res.Status)].Add(1)
-				}
-				done.Add(int64(len(b)))
-			}
-		}()
-	}
-	wg.Wait()
+	done, err := drive(ctx, d, batches, r.conns, deadline, func(p detect.Processed, _ time.Duration) {
+		for _, res := range p.Results {
+			statuses[statusIndex(res.Status)].Add(1)
+		}
+	})
 	u := m.stop(ctx)
 	stop()
-	close(errc)
-	if err := <-errc; err != nil {
+	if err != nil {
 		return err
 	}
-	rate := float64(done.Load()) / u.wall.Seconds()
-	r.printf("    detect          %9s tx/s    %s %.1f µs/transfer\n", num(rate), u, u.usPer(done.Load()))
+	rate := float64(done) / u.wall.Seconds()
+	r.printf("    detect          %9s tx/s    %s %.1f µs/transfer\n", num(rate), u, u.usPer(done))
 	batches = nil
 	after, err := ceiling("after")
 	if err != nil {
@@ -234,7 +208,7 @@ func (r *runner) detectStage(ctx context.Context) error {
 	r.res.RedisCeilingOps = round(ceil, 0)
 	r.res.DetectTxPerS = round(rate, 0)
 	r.res.DetectRatio = round(rate/ceil, 3)
-	r.res.RedisUsPerTx = round(u.usPer(done.Load()), 2)
+	r.res.RedisUsPerTx = round(u.usPer(done), 2)
 	goal := "meets"
 	if r.res.DetectRatio < 0.6 {
 		goal = "BELOW"
@@ -242,7 +216,7 @@ func (r *runner) detectStage(ctx context.Context) error {
 	r.printf("    => detect %s tx/s = %s of the ceiling %s tx/s (the better of before and after; %s the goal of >= 60%%)\n",
 		num(rate), pct(rate, ceil), num(ceil), goal)
 	r.printf("    %d transfers: %d counted, %d duplicate, %d late, %d invalid; %d alerts\n",
-		done.Load(), statuses[0].Load(), statuses[1].Load(), statuses[2].Load(), statuses[3].Load(), alerts.Load())
+		done, statuses[0].Load(), statuses[1].Load(), statuses[2].Load(), statuses[3].Load(), alerts.Load())
 	if statuses[1].Load()+statuses[2].Load()+statuses[3].Load()+statuses[4].Load() > 0 {
 		return errors.New("the synthetic stream must be counted in full")
 	}

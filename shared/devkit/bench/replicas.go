@@ -13,7 +13,6 @@ import (
 	ce "github.com/cloudevents/sdk-go/v2/event"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/fintrans/fintrans/shared/codec/cloudevent"
 	"github.com/fintrans/fintrans/shared/detect"
 	"github.com/fintrans/fintrans/shared/redisproc"
 	"github.com/fintrans/fintrans/shared/sink"
@@ -76,48 +75,22 @@ func (r *runner) replicasStage(ctx context.Context) error {
 		n := int(max(r.detect, 20000) * r.t.stage.Seconds() * 1.2)
 		batches := r.buildEvents(n, pipe)
 		deadline := time.Now().Add(r.t.stage)
-		var next, done, refused atomic.Int64
 		var mu sync.Mutex
 		var lat []float64
-		var wg sync.WaitGroup
-		errc := make(chan error, conns)
+		var refused atomic.Int64
 		start := time.Now()
-		for range conns {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for ctx.Err() == nil && time.Now().Before(deadline) {
-					i := int(next.Add(1) - 1)
-					if i >= len(batches) {
-						return
-					}
-					items := make([]transfer.Item, len(batches[i]))
-					for j, e := range batches[i] {
-						items[j] = cloudevent.FromEvent(e)
-					}
-					t0 := time.Now()
-					p, err := d.Process(ctx, items)
-					if err != nil {
-						errc <- err
-						return
-					}
-					for _, res := range p.Results {
-						if res.Status != transfer.Counted {
-							refused.Add(1)
-						}
-					}
-					ms := float64(time.Since(t0).Microseconds()) / 1000
-					mu.Lock()
-					lat = append(lat, ms)
-					mu.Unlock()
-					done.Add(int64(len(items)))
+		done, err := drive(ctx, d, batches, conns, deadline, func(p detect.Processed, took time.Duration) {
+			for _, res := range p.Results {
+				if res.Status != transfer.Counted {
+					refused.Add(1)
 				}
-			}()
-		}
-		wg.Wait()
+			}
+			mu.Lock()
+			lat = append(lat, float64(took.Microseconds())/1000)
+			mu.Unlock()
+		})
 		wall := time.Since(start)
-		close(errc)
-		if err := <-errc; err != nil {
+		if err != nil {
 			return 0, 0, 0, err
 		}
 		if len(lat) == 0 {
@@ -126,10 +99,10 @@ func (r *runner) replicasStage(ctx context.Context) error {
 		if n := refused.Load(); n > 0 {
 			// The synthetic stream runs ahead of the clock (streamSkew): a
 			// transfer refused did not measure the store.
-			return 0, 0, 0, fmt.Errorf("%d of %d transfers not counted", n, done.Load())
+			return 0, 0, 0, fmt.Errorf("%d of %d transfers not counted", n, done)
 		}
 		sort.Float64s(lat)
-		return float64(done.Load()) / wall.Seconds(), lat[len(lat)/2], lat[len(lat)*99/100], nil
+		return float64(done) / wall.Seconds(), lat[len(lat)/2], lat[len(lat)*99/100], nil
 	}
 	noWait, p50a, p99a, err := run(0)
 	if err != nil {

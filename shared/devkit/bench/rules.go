@@ -4,17 +4,14 @@ import (
 	"context"
 	_ "embed"
 	"errors"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	ce "github.com/cloudevents/sdk-go/v2/event"
 
-	"github.com/fintrans/fintrans/shared/codec/cloudevent"
 	"github.com/fintrans/fintrans/shared/detect"
 	"github.com/fintrans/fintrans/shared/rules"
 	"github.com/fintrans/fintrans/shared/sink"
-	"github.com/fintrans/fintrans/shared/transfer"
 	"github.com/fintrans/fintrans/shared/window"
 )
 
@@ -62,39 +59,14 @@ func (r *runner) rulesStage(ctx context.Context) error {
 			Sink: sink.Func(func(_ context.Context, evs []ce.Event) error { alerts.Add(int64(len(evs))); return nil })}
 		m := r.startMeter(ctx)
 		deadline := time.Now().Add(r.t.stage)
-		var next, done atomic.Int64
-		var wg sync.WaitGroup
-		errc := make(chan error, r.conns)
-		for range r.conns {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for ctx.Err() == nil && time.Now().Before(deadline) {
-					i := int(next.Add(1) - 1)
-					if i >= len(batches) {
-						return
-					}
-					items := make([]transfer.Item, len(batches[i]))
-					for j, e := range batches[i] {
-						items[j] = cloudevent.FromEvent(e)
-					}
-					if _, err := d.Process(ctx, items); err != nil {
-						errc <- err
-						return
-					}
-					done.Add(int64(len(items)))
-				}
-			}()
-		}
-		wg.Wait()
+		done, err := drive(ctx, d, batches, r.conns, deadline, nil)
 		u := m.stop(ctx)
-		close(errc)
-		if err := <-errc; err != nil {
+		if err != nil {
 			return 0, 0, err
 		}
-		rate = float64(done.Load()) / u.wall.Seconds()
-		r.printf("    %-10s %9s tx/s    %s %.1f µs/transfer, %d alerts\n", name, num(rate), u, u.usPer(done.Load()), alerts.Load())
-		return rate, u.usPer(done.Load()), nil
+		rate = float64(done) / u.wall.Seconds()
+		r.printf("    %-10s %9s tx/s    %s %.1f µs/transfer, %d alerts\n", name, num(rate), u, u.usPer(done), alerts.Load())
+		return rate, u.usPer(done), nil
 	}
 	rate1, us1, err := measure("1 rule", one.Rules)
 	if err != nil {
