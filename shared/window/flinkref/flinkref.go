@@ -94,6 +94,14 @@ type Window struct {
 // transfer delivered more than once (same source and id) counts once per
 // group.
 func RuleWindows(ts []transfer.Transfer, set []rules.Rule) map[RuleKey]Window {
+	return walk(ts, set, nil)
+}
+
+// walk applies ts in their order to the windows of every enabled rule of
+// set, each transfer once per group (a redelivery counts once), calls step,
+// when set, with a window's content before and after each transfer, and
+// returns the windows' final content.
+func walk(ts []transfer.Transfer, set []rules.Rule, step func(r rules.Rule, k RuleKey, before, after Window, t transfer.Transfer)) map[RuleKey]Window {
 	out := map[RuleKey]Window{}
 	for _, r := range set {
 		if !r.Enabled {
@@ -110,7 +118,8 @@ func RuleWindows(ts []transfer.Transfer, set []rules.Rule) map[RuleKey]Window {
 			for _, s := range Windows(t.Time.UnixMilli(), r.Window.Milliseconds(), r.Slide.Milliseconds()) {
 				k := g
 				k.Start = s
-				w := out[k]
+				before := out[k]
+				w := before
 				w.Total += t.Amount
 				w.Count++
 				if r.Aggregate == rules.Count {
@@ -119,6 +128,9 @@ func RuleWindows(ts []transfer.Transfer, set []rules.Rule) map[RuleKey]Window {
 					w.Value = int64(w.Total)
 				}
 				out[k] = w
+				if step != nil {
+					step(r, k, before, w, t)
+				}
 			}
 		}
 	}
@@ -156,38 +168,11 @@ type Crossing struct {
 // applies the transfers in this order.
 func Crossings(ts []transfer.Transfer, set []rules.Rule) map[RuleKey]Crossing {
 	out := map[RuleKey]Crossing{}
-	for _, r := range set {
-		if !r.Enabled {
-			continue
+	walk(ts, set, func(r rules.Rule, k RuleKey, before, after Window, t transfer.Transfer) {
+		if before.Value <= r.Threshold && after.Value > r.Threshold {
+			out[k] = Crossing{Window: after, Time: t.Time}
 		}
-		seen := map[[4]string]bool{}
-		cur := map[RuleKey]Window{}
-		for _, t := range ts {
-			g := groupOf(r, t)
-			id := [4]string{g.From, g.To, t.Source, t.ID}
-			if seen[id] {
-				continue
-			}
-			seen[id] = true
-			for _, s := range Windows(t.Time.UnixMilli(), r.Window.Milliseconds(), r.Slide.Milliseconds()) {
-				k := g
-				k.Start = s
-				w := cur[k]
-				before := w.Value
-				w.Total += t.Amount
-				w.Count++
-				if r.Aggregate == rules.Count {
-					w.Value = int64(w.Count)
-				} else {
-					w.Value = int64(w.Total)
-				}
-				cur[k] = w
-				if before <= r.Threshold && w.Value > r.Threshold {
-					out[k] = Crossing{Window: w, Time: t.Time}
-				}
-			}
-		}
-	}
+	})
 	return out
 }
 
