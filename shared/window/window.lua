@@ -26,8 +26,13 @@
 --             (cents), read when a window fires
 --      a<i>   alert of the window starting at i*g:
 --             "seq:total:count:time:idkey" of the transfer that fired it
---      f      "idkey:time" of the pair's first transfer, until the second
---             one creates s and moves it there
+--      f      "idkey:time:tail" of the pair's first transfer, until the
+--             second one creates s and moves it there: tail is its evidence
+--             tail ("amount,len:id"), kept here and not yet in its bucket's
+--             e<b> (written with the second transfer), so that a pair seen
+--             once costs one field less; "idkey:time" when its evidence is
+--             already listed (a first transfer that crossed the threshold
+--             alone, or cap 0)
 --      e<b>   evidence of the g-wide bucket b: "count,bound|" (entries, an
 --             event time no entry is newer than), then the entries
 --             "seq,time,amount,len:id" one after another (len = bytes of
@@ -425,10 +430,7 @@ local function apply(h, s, idkey, tstr, amtstr, ev, alone)
   if amt <= thr and not whole and (direct or C.t == nil) and call('EXISTS', h) == 0 then
     whole, expireH = true, true
     local set = {'n', '1', vb, wstr, 't', tstr, 'lo', js(floor((t - late - size) / g)), 'f', idkey .. ':' .. tstr}
-    if cap > 0 then
-      set[11] = eb
-      set[12] = '1,' .. tstr .. '|1,' .. tstr .. ',' .. ev
-    end
+    if cap > 0 then set[10] = set[10] .. ':' .. ev end
     if count then
       set[#set + 1] = 'm' .. js(b)
       set[#set + 1] = amtstr
@@ -464,13 +466,26 @@ local function apply(h, s, idkey, tstr, amtstr, ev, alone)
   if single then
     -- nothing to look up
   elseif f then
-    local fid, ftime = match(f, '^(.*):(%-?%d+)$')
+    -- (an idkey is base64url: no ':')
+    local fid, ftime, ftail = match(f, '^([^:]*):(%-?%d+):?(.*)$')
     if fid == idkey then
       seen = ftime
     else
       call('ZADD', s, ftime, fid, tstr, idkey)
       hdel({'f'})
       created = true
+      if ftail ~= '' then
+        -- The first transfer's evidence, the only one of its bucket (the
+        -- pair counted only it): this transfer's bucket's, or written at
+        -- once.
+        local es = '1,' .. ftime .. '|1,' .. ftime .. ',' .. ftail
+        local fb = js(floor(tonumber(ftime) / g))
+        if fb == js(b) then
+          meta[4] = es
+        else
+          hset({'e' .. fb, es})
+        end
+      end
     end
   elseif call('ZADD', s, 'NX', tstr, idkey) == 0 then
     seen = call('ZSCORE', s, idkey)
