@@ -7,6 +7,9 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
+	"strconv"
+	"strings"
 
 	"github.com/fintrans/fintrans/shared/config"
 	benchmark "github.com/fintrans/fintrans/shared/devkit/bench"
@@ -21,6 +24,8 @@ func bench(ctx context.Context, cfg config.Config, log *slog.Logger, args []stri
 	cluster := fs.Bool("cluster", false, "run the Redis stages against a local 3-node Redis Cluster it starts")
 	pairs := fs.Int("pairs", 10000, "pairs of the synthetic and memory stages")
 	cpuprofile := fs.String("cpuprofile", "", "write one CPU profile per stage into this directory (<stage>.pprof)")
+	stages := fs.String("stages", "", "comma-separated stage numbers to run (default: all), e.g. 4 or 1,2,4")
+	accounts := fs.String("accounts", "", "comma-separated account counts of stage 4 (default 10,100,1000,10000)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -33,7 +38,31 @@ func bench(ctx context.Context, cfg config.Config, log *slog.Logger, args []stri
 	if *pairs < 1 {
 		return fmt.Errorf("-pairs must be at least 1")
 	}
-	_, err := benchmark.Run(ctx, benchmark.Options{Config: cfg, Long: *long, Cluster: *cluster, Pairs: *pairs,
-		CPUProfileDir: *cpuprofile, Log: log}, os.Stdout)
+	only, err := intList(*stages)
+	if err != nil {
+		return fmt.Errorf("-stages: %w", err)
+	}
+	shapes, err := intList(*accounts)
+	if err != nil || slices.ContainsFunc(shapes, func(n int) bool { return n < 2 }) {
+		return fmt.Errorf("-accounts: want account counts of at least 2, got %q", *accounts)
+	}
+	_, err = benchmark.Run(ctx, benchmark.Options{Config: cfg, Long: *long, Cluster: *cluster, Pairs: *pairs,
+		CPUProfileDir: *cpuprofile, Log: log, Stages: only, Accounts: shapes}, os.Stdout)
 	return err
+}
+
+// intList reads "1,2,4" (empty: nil).
+func intList(s string) ([]int, error) {
+	if s == "" {
+		return nil, nil
+	}
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, n)
+	}
+	return out, nil
 }

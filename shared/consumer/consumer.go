@@ -44,6 +44,7 @@ type Consumer struct {
 
 	// Counters for status lines.
 	Processed    atomic.Int64
+	Batches      atomic.Int64 // batches made durable: Processed / Batches is the mean batch
 	Alerts       atomic.Int64
 	DeadLettered atomic.Int64
 	Faults       atomic.Int64
@@ -140,6 +141,7 @@ func (c *Consumer) handle(ctx context.Context, batch []*sarama.ConsumerMessage) 
 		}
 		if err == nil {
 			c.Processed.Add(int64(len(batch)))
+			c.Batches.Add(1)
 			c.Alerts.Add(int64(len(p.Alerts)))
 			return true
 		}

@@ -36,6 +36,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -67,6 +68,14 @@ type Options struct {
 	// CPUProfileDir, when set, receives one CPU profile per stage
 	// (<stage>.pprof) for `go tool pprof`.
 	CPUProfileDir string
+	// Stages, when set, are the numbers of the stages to run (1 to 8); the
+	// others are skipped and their fields left at zero (stage 1 runs too
+	// when 2, 3, 7 or 8 does: they use the concurrency it finds).
+	Stages []int
+	// Accounts, when set, are the account counts of stage 4 (default
+	// 10, 100, 1000, 10000); the last one is the full shape (consume-only
+	// ceiling, paced latency phase).
+	Accounts []int
 	// RedisServer is the redis-server binary (default "redis-server").
 	RedisServer string
 	// Log receives progress messages (default: discarded).
@@ -222,8 +231,18 @@ func Run(ctx context.Context, opts Options, out io.Writer) (Result, error) {
 		{"7-replicas", r.replicasStage},
 		{"8-rules", r.rulesStage},
 	}
+	r.stream = newStream(r.opts.Pairs, time.Now().Add(-time.Hour))
+	// Stages 2, 3, 7 and 8 run at the concurrency and batch size stage 1
+	// finds.
+	if len(opts.Stages) > 0 && !slices.Contains(opts.Stages, 1) &&
+		slices.ContainsFunc(opts.Stages, func(n int) bool { return n == 2 || n == 3 || n == 7 || n == 8 }) {
+		opts.Stages = append(opts.Stages, 1)
+	}
 	var errs []error
-	for _, s := range stages {
+	for i, s := range stages {
+		if len(opts.Stages) > 0 && !slices.Contains(opts.Stages, i+1) {
+			continue
+		}
 		if ctx.Err() != nil {
 			errs = append(errs, ctx.Err())
 			break

@@ -45,10 +45,14 @@ func (r *runner) e2eStage(ctx context.Context) error {
 	r.res.E2EByAccounts = map[string]float64{}
 	r.res.RedisUsByAccounts = map[string]float64{}
 	r.res.RedisCPUUsByAccounts = map[string]float64{}
+	shapes := e2eShapes
+	if len(r.opts.Accounts) > 0 {
+		shapes = r.opts.Accounts
+	}
 	r.printf("\n[4] end to end: kfake %q (%d partitions) -> consumer.Consumer -> detect -> kfake %q; generator over %v accounts, %s records each\n",
-		"transactions", e2ePartitions, "fraud", e2eShapes, num(float64(r.t.e2eN)))
-	for i, accounts := range e2eShapes {
-		if err := r.e2eShape(ctx, accounts, i == len(e2eShapes)-1); err != nil {
+		"transactions", e2ePartitions, "fraud", shapes, num(float64(r.t.e2eN)))
+	for i, accounts := range shapes {
+		if err := r.e2eShape(ctx, accounts, i == len(shapes)-1); err != nil {
 			return fmt.Errorf("%d accounts: %w", accounts, err)
 		}
 	}
@@ -179,8 +183,8 @@ func (r *runner) e2eShape(ctx context.Context, accounts int, full bool) error {
 	r.res.E2EByAccounts[key] = round(rate, 0)
 	r.res.RedisUsByAccounts[key] = round(u.usPer(int64(N)), 2)
 	r.res.RedisCPUUsByAccounts[key] = round(u.cpuPer(int64(N)), 2)
-	r.printf("      detect consumer (MAX_BATCH %d)  %9s tx/s   %s of detect core; group join %s; %d alerts; a transfer: %.1f µs in the script, %.1f µs of Redis CPU   %s\n",
-		r.cfg.MaxBatch, num(rate), pct(rate, r.detect), first.at.Sub(began).Round(time.Millisecond), c.Alerts.Load(), u.usPer(int64(N)), u.cpuPer(int64(N)), u)
+	r.printf("      detect consumer (MAX_BATCH %d, mean batch %.0f)  %9s tx/s   %s of detect core; group join %s; %d alerts; a transfer: %.1f µs in the script, %.1f µs of Redis CPU   %s\n",
+		r.cfg.MaxBatch, float64(c.Processed.Load())/float64(max(1, c.Batches.Load())), num(rate), pct(rate, r.detect), first.at.Sub(began).Round(time.Millisecond), c.Alerts.Load(), u.usPer(int64(N)), u.cpuPer(int64(N)), u)
 	if !full {
 		stopConsumer()
 		if c.DeadLettered.Load() > 0 || c.Faults.Load() > 0 {

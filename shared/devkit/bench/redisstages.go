@@ -38,7 +38,6 @@ func (r *runner) ceilingStage(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	r.stream = newStream(r.opts.Pairs, time.Now().Add(-time.Hour))
 	r.windowCfg = st.Config()
 	// As resolved by Load: the capturer's store never reaches a server, and
 	// REDIS_MIN_REPLICAS=auto on a cluster would ask it (and capture nothing).
