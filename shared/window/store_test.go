@@ -2,6 +2,7 @@ package window_test
 
 import (
 	"context"
+	_ "embed"
 	"fmt"
 	"math/rand"
 	"slices"
@@ -752,6 +753,115 @@ func TestEvidenceOldestOutOfOrder(t *testing.T) {
 			}
 			if fired < 20 {
 				t.Fatalf("batch %d: %d alerts", batch, fired)
+			}
+		}
+	})
+}
+
+// The script as released before a pair's first transfer kept its evidence
+// entry in f (it wrote "idkey:time" and the bucket's evidence string).
+//
+//go:embed testdata/window-before-f-entry.lua
+var scriptBefore string
+
+// An upgrade in the middle of a stream: a part applied by the earlier
+// script (pairs seen once among them), the rest by this one. Every alert,
+// before and after, counts the window's transfers and lists its oldest, as
+// without an upgrade, and a redelivery of a transfer that fired before the
+// upgrade fires its alert again.
+func TestUpgradeFromTheEarlierScript(t *testing.T) {
+	onEngines(t, func(t *testing.T, rdb *redis.Client) {
+		for _, batch := range []int{1, 500} {
+			cfg := defaultCfg
+			cfg.MaxTransactions = 4
+			cfg.KeyPrefix = fmt.Sprintf("up%d:", batch)
+			rng := rand.New(rand.NewSource(int64(batch)))
+			var ts []transfer.Transfer
+			for i := range 1200 {
+				// 40 senders, so that many pairs are seen once before the
+				// upgrade and again after it.
+				p := strconv.Itoa(i % 40)
+				ts = append(ts, tx(fmt.Sprintf("u%d", i), at(time.Duration(rng.Int63n(int64(14*time.Minute)))).Truncate(time.Second), "A"+p, "B", 1000_00+int64(i%7)))
+			}
+			current := window.Script
+			window.Script = redis.NewScript(scriptBefore)
+			before := newStore(t, rdb, cfg)
+			window.Script = current
+			// Before the upgrade: each pair's first transfer alone (a pair seen
+			// once), then the first half of the stream of senders A0 to A19
+			// only; so A20 to A39 are pairs seen once when it comes.
+			var order []int
+			for i := range ts {
+				if i < 40 || (i < len(ts)/2 && i%40 < 20) {
+					order = append(order, i)
+				}
+			}
+			upgradeAt := len(order)
+			for i := range ts {
+				if !(i < 40 || (i < len(ts)/2 && i%40 < 20)) {
+					order = append(order, i)
+				}
+			}
+			fired := 0
+			var firedBefore []transfer.Transfer
+			// apply runs order[i:j] through st, checking each alert against
+			// the transfers applied up to the one that fired it.
+			apply := func(st *window.Store, i, j int) {
+				part := make([]transfer.Transfer, 0, j-i)
+				for _, k := range order[i:j] {
+					part = append(part, ts[k])
+				}
+				out, err := st.Apply(context.Background(), part)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for x, o := range out {
+					if len(o.Alerts) > 0 && i < upgradeAt {
+						firedBefore = append(firedBefore, part[x])
+					}
+					for _, a := range o.Alerts {
+						fired++
+						var known []int
+						for _, k := range order[:i+x+1] {
+							if ts[k].From == a.From && !ts[k].Time.Before(a.WindowStart) && ts[k].Time.Before(a.WindowEnd) {
+								known = append(known, k)
+							}
+						}
+						slices.SortStableFunc(known, func(x, y int) int { return ts[x].Time.Compare(ts[y].Time) })
+						if a.Count != len(known) || len(a.Transactions) != min(4, len(known)) {
+							t.Fatalf("batch %d, alert %s %s: count %d listed %d, want %d and %d", batch, a.From, a.WindowStart, a.Count, len(a.Transactions), len(known), min(4, len(known)))
+						}
+						for y, at := range a.Transactions {
+							if at.ID != ts[known[y]].ID || at.Amount != ts[known[y]].Amount {
+								t.Fatalf("batch %d, alert %s %s: listed %v, want the oldest 4 of %v", batch, a.From, a.WindowStart, a.Transactions, known)
+							}
+						}
+					}
+				}
+			}
+			window.Script = redis.NewScript(scriptBefore)
+			for i := range 40 {
+				apply(before, i, i+1)
+			}
+			for i := 40; i < upgradeAt; i += batch {
+				apply(before, i, min(i+batch, upgradeAt))
+			}
+			window.Script = current
+			if len(firedBefore) == 0 {
+				t.Fatalf("batch %d: no alert before the upgrade: the test would prove little", batch)
+			}
+			after := newStore(t, rdb, cfg)
+			for _, tr := range firedBefore[:min(3, len(firedBefore))] {
+				if o := applyOne(t, after, tr); o.Status != window.Duplicate || len(o.Alerts) == 0 {
+					t.Fatalf("batch %d: redelivery of %s after the upgrade: %+v", batch, tr.ID, o)
+				}
+			}
+			firedAtUpgrade := fired
+			for i := upgradeAt; i < len(order); i += batch {
+				apply(after, i, min(i+batch, len(order)))
+			}
+			if fired == firedAtUpgrade {
+				t.Fatalf("batch %d: no alert after the upgrade", batch)
 			}
 		}
 	})

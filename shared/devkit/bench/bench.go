@@ -90,10 +90,13 @@ type Result struct {
 	E2ETxPerS       float64 `json:"e2e_tx_per_s"`
 	// End to end by the generator's account count (10, 100, 1000, 10000),
 	// the same number of records each; e2e_tx_per_s is the 10000 one.
-	E2EByAccounts     map[string]float64 `json:"e2e_by_accounts"`
-	AlertP50Ms        float64            `json:"alert_p50_ms"`
-	AlertP99Ms        float64            `json:"alert_p99_ms"`
-	RedisBytesPerPair float64            `json:"redis_bytes_per_pair"`
+	E2EByAccounts map[string]float64 `json:"e2e_by_accounts"`
+	// The same shapes with the README's example rule set (four enabled
+	// rules), on a quarter of the records.
+	E2EExampleRulesByAccounts map[string]float64 `json:"e2e_example_rules_by_accounts"`
+	AlertP50Ms                float64            `json:"alert_p50_ms"`
+	AlertP99Ms                float64            `json:"alert_p99_ms"`
+	RedisBytesPerPair         float64            `json:"redis_bytes_per_pair"`
 	// Stage 5 in two steps: Redis CPU per transfer (used_cpu_user+sys, all
 	// servers: unlike the script time of INFO commandstats, it does not grow
 	// when other processes take the core) for a pair's first transfer (new)

@@ -21,6 +21,7 @@ import (
 	"github.com/fintrans/fintrans/shared/devkit/embeddedkafka"
 	"github.com/fintrans/fintrans/shared/generator"
 	"github.com/fintrans/fintrans/shared/kafka"
+	"github.com/fintrans/fintrans/shared/rules"
 	"github.com/fintrans/fintrans/shared/sink"
 	"github.com/fintrans/fintrans/shared/transfer"
 	"github.com/fintrans/fintrans/shared/window"
@@ -52,8 +53,21 @@ func (r *runner) e2eStage(ctx context.Context) error {
 	r.printf("\n[4] end to end: kfake %q (%d partitions) -> consumer.Consumer -> detect -> kfake %q; generator over %v accounts, %s records each\n",
 		"transactions", e2ePartitions, "fraud", shapes, num(float64(r.t.e2eN)))
 	for i, accounts := range shapes {
-		if err := r.e2eShape(ctx, accounts, i == len(shapes)-1); err != nil {
+		if err := r.e2eShape(ctx, accounts, i == len(shapes)-1, nil); err != nil {
 			return fmt.Errorf("%d accounts: %w", accounts, err)
+		}
+	}
+	// The same shapes with the README's example rule set, on a quarter of
+	// the records (its four rules cost about four times one).
+	set, err := rules.Parse(exampleRules, r.cfg.RuleDefaults())
+	if err != nil {
+		return err
+	}
+	r.res.E2EExampleRulesByAccounts = map[string]float64{}
+	r.printf("    with the example rule set (%d enabled rules), %s records each:\n", len(set.Enabled()), num(float64(r.t.e2eN/4)))
+	for _, accounts := range shapes {
+		if err := r.e2eShape(ctx, accounts, false, set.Rules); err != nil {
+			return fmt.Errorf("%d accounts, example rules: %w", accounts, err)
 		}
 	}
 	return nil
@@ -63,8 +77,9 @@ func (r *runner) e2eStage(ctx context.Context) error {
 // pre-produced by the generator over accounts accounts, then the detect
 // consumer until all are processed. With full, a consume-only group on the
 // same records is the ceiling, and a paced phase below capacity then gives
-// the alert latency.
-func (r *runner) e2eShape(ctx context.Context, accounts int, full bool) error {
+// the alert latency. With a rule set, detection runs it (window.Rules) on a
+// quarter of the records, and the rate goes to e2e_example_rules_by_accounts.
+func (r *runner) e2eShape(ctx context.Context, accounts int, full bool, set []rules.Rule) error {
 	if err := r.reset(ctx); err != nil {
 		return err
 	}
@@ -91,6 +106,9 @@ func (r *runner) e2eShape(ctx context.Context, accounts int, full bool) error {
 	gen := generator.New(gcfg.Generator(), in, rand.New(rand.NewPCG(4, 4)), nil)
 
 	N := r.t.e2eN
+	if set != nil {
+		N /= 4
+	}
 	pairs := accounts * (accounts - 1)
 	r.printf("    %6s accounts (%s pairs):\n", num(float64(accounts)), num(float64(pairs)))
 
@@ -140,7 +158,17 @@ func (r *runner) e2eShape(ctx context.Context, accounts int, full bool) error {
 	}
 
 	// The detect consumer.
-	st, err := r.store(ctx)
+	var st window.Applier
+	if set == nil {
+		st, err = r.store(ctx)
+	} else {
+		base := r.cfg.Window()
+		base.KeyPrefix = r.prefix
+		var rs *window.Rules
+		if rs, err = window.NewRules(r.rdb, base, set); err == nil {
+			err, st = rs.Load(ctx), rs
+		}
+	}
 	if err != nil {
 		return err
 	}
@@ -180,6 +208,15 @@ func (r *runner) e2eShape(ctx context.Context, accounts int, full bool) error {
 	}
 	rate := float64(int64(N)-first.n) / last.Sub(first.at).Seconds()
 	key := strconv.Itoa(accounts)
+	if set != nil {
+		r.res.E2EExampleRulesByAccounts[key] = round(rate, 0)
+		r.printf("      example rules: %9s tx/s, %d alerts, %.1f µs of Redis CPU a transfer   %s\n", num(rate), c.Alerts.Load(), u.cpuPer(int64(N)), u)
+		stopConsumer()
+		if c.DeadLettered.Load() > 0 || c.Faults.Load() > 0 {
+			r.printf("      warning: %d dead-lettered, %d faults\n", c.DeadLettered.Load(), c.Faults.Load())
+		}
+		return nil
+	}
 	r.res.E2EByAccounts[key] = round(rate, 0)
 	r.res.RedisUsByAccounts[key] = round(u.usPer(int64(N)), 2)
 	r.res.RedisCPUUsByAccounts[key] = round(u.cpuPer(int64(N)), 2)
