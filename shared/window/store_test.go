@@ -706,6 +706,40 @@ func TestFirstTransferOfAPairCostsOneKey(t *testing.T) {
 	})
 }
 
+// outOfOrder makes 1200 transfers from senders A0, A1, ... (round robin) to
+// B at random whole seconds over 14 minutes: many a bucket, out of order.
+func outOfOrder(seed int64, senders int, idPrefix string, cents func(i int) int64) []transfer.Transfer {
+	rng := rand.New(rand.NewSource(seed))
+	ts := make([]transfer.Transfer, 0, 1200)
+	for i := range 1200 {
+		when := at(time.Duration(rng.Int63n(int64(14 * time.Minute)))).Truncate(time.Second)
+		ts = append(ts, tx(idPrefix+strconv.Itoa(i), when, "A"+strconv.Itoa(i%senders), "B", cents(i)))
+	}
+	return ts
+}
+
+// checkListsOldest checks an alert against the transfers known when it
+// fired (indices into ts): it counts those of its pair and window, and
+// lists the cap oldest of them (by time, then the order known).
+func checkListsOldest(t *testing.T, a transfer.Alert, ts []transfer.Transfer, known []int, cap int) {
+	t.Helper()
+	var in []int
+	for _, k := range known {
+		if ts[k].From == a.From && ts[k].To == a.To && !ts[k].Time.Before(a.WindowStart) && ts[k].Time.Before(a.WindowEnd) {
+			in = append(in, k)
+		}
+	}
+	slices.SortStableFunc(in, func(x, y int) int { return ts[x].Time.Compare(ts[y].Time) })
+	if a.Count != len(in) || len(a.Transactions) != min(cap, len(in)) {
+		t.Fatalf("alert %s %s: count %d listed %d, want %d and %d", a.From, a.WindowStart, a.Count, len(a.Transactions), len(in), min(cap, len(in)))
+	}
+	for x, lt := range a.Transactions {
+		if lt.ID != ts[in[x]].ID || lt.Amount != ts[in[x]].Amount {
+			t.Fatalf("alert %s %s: listed %v, want the oldest %d of %v", a.From, a.WindowStart, a.Transactions, cap, in)
+		}
+	}
+}
+
 // Out-of-order arrivals, many transfers a bucket: each alert lists the cap
 // oldest (by time, then arrival) of the transfers of its window known when
 // it fired, whether a pair's transfers come one a call or many a call.
@@ -716,11 +750,10 @@ func TestEvidenceOldestOutOfOrder(t *testing.T) {
 			cfg.MaxTransactions = 4
 			cfg.KeyPrefix = fmt.Sprintf("ev%d:", batch)
 			s := newStore(t, rdb, cfg)
-			rng := rand.New(rand.NewSource(int64(batch)))
-			var ts []transfer.Transfer
-			for i := range 1200 {
-				p := strconv.Itoa(i % 20)
-				ts = append(ts, tx(fmt.Sprintf("o%d", i), at(time.Duration(rng.Int63n(int64(14*time.Minute)))).Truncate(time.Second), "A"+p, "B", 400_00))
+			ts := outOfOrder(int64(batch), 20, "o", func(int) int64 { return 400_00 })
+			inOrder := make([]int, len(ts)) // the transfers known: all before, in order
+			for i := range inOrder {
+				inOrder[i] = i
 			}
 			fired := 0
 			for i := 0; i < len(ts); i += batch {
@@ -733,21 +766,7 @@ func TestEvidenceOldestOutOfOrder(t *testing.T) {
 					for _, a := range o.Alerts {
 						fired++
 						// The window's transfers of the pair known at the crossing one.
-						var known []int
-						for k := 0; k <= i+j; k++ {
-							if ts[k].From == a.From && !ts[k].Time.Before(a.WindowStart) && ts[k].Time.Before(a.WindowEnd) {
-								known = append(known, k)
-							}
-						}
-						sort.SliceStable(known, func(x, y int) bool { return ts[known[x]].Time.Before(ts[known[y]].Time) })
-						if a.Count != len(known) || len(a.Transactions) != min(4, len(known)) {
-							t.Fatalf("batch %d, alert %s %s: count %d listed %d, want %d and %d", batch, a.From, a.WindowStart, a.Count, len(a.Transactions), len(known), min(4, len(known)))
-						}
-						for x, at := range a.Transactions {
-							if at.ID != ts[known[x]].ID {
-								t.Fatalf("batch %d, alert %s %s: listed %v, want the oldest 4 of %v", batch, a.From, a.WindowStart, a.Transactions, known)
-							}
-						}
+						checkListsOldest(t, a, ts, inOrder[:i+j+1], 4)
 					}
 				}
 			}
@@ -775,14 +794,9 @@ func TestUpgradeFromTheEarlierScript(t *testing.T) {
 			cfg := defaultCfg
 			cfg.MaxTransactions = 4
 			cfg.KeyPrefix = fmt.Sprintf("up%d:", batch)
-			rng := rand.New(rand.NewSource(int64(batch)))
-			var ts []transfer.Transfer
-			for i := range 1200 {
-				// 40 senders, so that many pairs are seen once before the
-				// upgrade and again after it.
-				p := strconv.Itoa(i % 40)
-				ts = append(ts, tx(fmt.Sprintf("u%d", i), at(time.Duration(rng.Int63n(int64(14*time.Minute)))).Truncate(time.Second), "A"+p, "B", 1000_00+int64(i%7)))
-			}
+			// 40 senders, so that many pairs are seen once before the upgrade
+			// and again after it.
+			ts := outOfOrder(int64(batch), 40, "u", func(i int) int64 { return 1000_00 + int64(i%7) })
 			current := window.Script
 			window.Script = redis.NewScript(scriptBefore)
 			before := newStore(t, rdb, cfg)
@@ -821,21 +835,7 @@ func TestUpgradeFromTheEarlierScript(t *testing.T) {
 					}
 					for _, a := range o.Alerts {
 						fired++
-						var known []int
-						for _, k := range order[:i+x+1] {
-							if ts[k].From == a.From && !ts[k].Time.Before(a.WindowStart) && ts[k].Time.Before(a.WindowEnd) {
-								known = append(known, k)
-							}
-						}
-						slices.SortStableFunc(known, func(x, y int) int { return ts[x].Time.Compare(ts[y].Time) })
-						if a.Count != len(known) || len(a.Transactions) != min(4, len(known)) {
-							t.Fatalf("batch %d, alert %s %s: count %d listed %d, want %d and %d", batch, a.From, a.WindowStart, a.Count, len(a.Transactions), len(known), min(4, len(known)))
-						}
-						for y, at := range a.Transactions {
-							if at.ID != ts[known[y]].ID || at.Amount != ts[known[y]].Amount {
-								t.Fatalf("batch %d, alert %s %s: listed %v, want the oldest 4 of %v", batch, a.From, a.WindowStart, a.Transactions, known)
-							}
-						}
+						checkListsOldest(t, a, ts, order[:i+x+1], 4)
 					}
 				}
 			}
