@@ -249,7 +249,7 @@ func newConsume(ctx context.Context, cfg config.Config, log *slog.Logger) (*Func
 	}
 	f.closers = append(f.closers, dlq.Close)
 	f.Consumer = &consumer.Consumer{Group: group, Topic: cfg.TransactionsTopic, Detector: d, DLQ: dlq,
-		DLQTopic: cfg.DLQTopic, MaxBatch: cfg.MaxBatch, Log: log.With("function", "detect", "mode", "consume")}
+		DLQTopic: cfg.DLQTopic, MaxBatch: cfg.ConsumerMaxBatch, Log: log.With("function", "detect", "mode", "consume")}
 	log.Info("consuming", "topic", cfg.TransactionsTopic, "group", cfg.ConsumerGroup, "dead_letters", cfg.DLQTopic)
 	return f, nil
 }

@@ -64,6 +64,11 @@ type Config struct {
 	DLQTopic          string         // DLQ_TOPIC (transactions.dlq)
 	ConsumerGroup     string         // CONSUMER_GROUP (fintrans-detect)
 	ViewerGroup       string         // VIEWER_GROUP (fintrans-viewer)
+	// CONSUMER_MAX_BATCH (8192): records a consumer micro-batch takes at
+	// most (all that wait, up to this), so that under a backlog a batch holds
+	// several transfers of a pair and Redis reads and writes its state once
+	// for them; a live stream's batches stay as small as what has arrived.
+	ConsumerMaxBatch int
 
 	// HTTP
 	Port         int   // PORT (8080)
@@ -139,6 +144,7 @@ func Default() Config {
 		Port:                  8080,
 		MaxBodyBytes:          1 << 20,
 		MaxBatch:              1000,
+		ConsumerMaxBatch:      8192,
 		HTTPReadHeaderTimeout: server.DefaultTimeouts.ReadHeader,
 		HTTPReadTimeout:       server.DefaultTimeouts.Read,
 		HTTPWriteTimeout:      server.DefaultTimeouts.Write,
@@ -229,6 +235,7 @@ func FromLookup(lookup func(string) (string, bool)) (Config, error) {
 	c.DLQTopic = r.str("DLQ_TOPIC", c.DLQTopic)
 	c.ConsumerGroup = r.str("CONSUMER_GROUP", c.ConsumerGroup)
 	c.ViewerGroup = r.str("VIEWER_GROUP", c.ViewerGroup)
+	c.ConsumerMaxBatch = r.integer("CONSUMER_MAX_BATCH", c.ConsumerMaxBatch, 1, 100000)
 
 	c.Port = r.integer("PORT", c.Port, 1, 65535)
 	c.MaxBodyBytes = int64(r.integer("MAX_BODY_BYTES", int(c.MaxBodyBytes), 1024, 1<<30))

@@ -95,10 +95,11 @@ func Config(role, version string, sec Security) (*sarama.Config, error) {
 	cfg.Consumer.Group.Rebalance.GroupStrategies = []sarama.BalanceStrategy{sarama.NewBalanceStrategySticky()}
 	cfg.Consumer.Return.Errors = true
 	// Records buffered per partition ahead of the consumer (sarama's default
-	// is 256): a consumer batch can then take up to MAX_BATCH records at once
-	// (make bench, 300,000 records end to end: ~83,000 -> ~97,000 tx/s with
-	// this and 8 coalesced batches in Redis).
-	cfg.ChannelBufferSize = 1024
+	// is 256): under a backlog a consumer batch can then take up to
+	// CONSUMER_MAX_BATCH records at once (make bench stage 4, 200,000 records:
+	// 1,024 and batches of 1,000 gave 51,809-56,231 tx/s at 100 accounts, 8,192
+	// gives 75,196-90,557, p99 alert latency 2-3 ms).
+	cfg.ChannelBufferSize = 8192
 
 	// Metadata: retry with backoff while a broker is still coming up.
 	cfg.Metadata.Retry.Max = 5

@@ -187,7 +187,7 @@ func (r *runner) e2eShape(ctx context.Context, accounts int, full bool, set []ru
 		return err
 	}
 	c := &consumer.Consumer{Group: group, Topic: txTopic, Detector: &detect.Detector{Store: &window.Coalescer{Store: st}, Sink: out, Log: r.quiet},
-		DLQ: dlq, DLQTopic: dlqTopic, MaxBatch: r.cfg.MaxBatch, Log: r.quiet}
+		DLQ: dlq, DLQTopic: dlqTopic, MaxBatch: r.cfg.ConsumerMaxBatch, Log: r.quiet}
 	cctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	stop := r.profile(fmt.Sprintf("4-e2e-detect-%d", accounts))
@@ -220,8 +220,8 @@ func (r *runner) e2eShape(ctx context.Context, accounts int, full bool, set []ru
 	r.res.E2EByAccounts[key] = round(rate, 0)
 	r.res.RedisUsByAccounts[key] = round(u.usPer(int64(N)), 2)
 	r.res.RedisCPUUsByAccounts[key] = round(u.cpuPer(int64(N)), 2)
-	r.printf("      detect consumer (MAX_BATCH %d, mean batch %.0f)  %9s tx/s   %s of detect core; group join %s; %d alerts; a transfer: %.1f µs in the script, %.1f µs of Redis CPU   %s\n",
-		r.cfg.MaxBatch, float64(c.Processed.Load())/float64(max(1, c.Batches.Load())), num(rate), pct(rate, r.detect), first.at.Sub(began).Round(time.Millisecond), c.Alerts.Load(), u.usPer(int64(N)), u.cpuPer(int64(N)), u)
+	r.printf("      detect consumer (CONSUMER_MAX_BATCH %d, mean batch %.0f)  %9s tx/s   %s of detect core; group join %s; %d alerts; a transfer: %.1f µs in the script, %.1f µs of Redis CPU   %s\n",
+		r.cfg.ConsumerMaxBatch, float64(c.Processed.Load())/float64(max(1, c.Batches.Load())), num(rate), pct(rate, r.detect), first.at.Sub(began).Round(time.Millisecond), c.Alerts.Load(), u.usPer(int64(N)), u.cpuPer(int64(N)), u)
 	if !full {
 		stopConsumer()
 		if c.DeadLettered.Load() > 0 || c.Faults.Load() > 0 {
