@@ -5,6 +5,7 @@ package money
 import (
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 )
@@ -76,16 +77,20 @@ func digits(s string) bool {
 }
 
 // String formats the amount with exactly two fraction digits: "7810.25".
-func (c Cents) String() string {
-	neg := c < 0
-	if neg {
+func (c Cents) String() string { return string(c.Append(make([]byte, 0, 24))) }
+
+// Append appends the amount as String writes it ("1234.05", "-0.50") to b.
+func (c Cents) Append(b []byte) []byte {
+	if c == math.MinInt64 { // -c would overflow
+		return fmt.Appendf(b, "-%d.%02d", uint64(c)/100, uint64(c)%100)
+	}
+	if c < 0 {
+		b = append(b, '-')
 		c = -c
 	}
-	s := fmt.Sprintf("%d.%02d", int64(c)/100, int64(c)%100)
-	if neg {
-		return "-" + s
-	}
-	return s
+	b = strconv.AppendInt(b, int64(c)/100, 10)
+	b = append(b, '.', byte('0'+int64(c)%100/10), byte('0'+int64(c)%10))
+	return b
 }
 
 // MarshalJSON writes the amount as a JSON number with two fraction digits.

@@ -76,11 +76,14 @@ func Cents(c money.Cents) Measure { return Measure{N: int64(c)} }
 // Transfers is the measure of a count.
 func Transfers(n int64) Measure { return Measure{N: n, Count: true} }
 
-func (m Measure) String() string {
+func (m Measure) String() string { return string(m.Append(make([]byte, 0, 24))) }
+
+// Append appends the measure as String writes it to b.
+func (m Measure) Append(b []byte) []byte {
 	if m.Count {
-		return strconv.FormatInt(m.N, 10)
+		return strconv.AppendInt(b, m.N, 10)
 	}
-	return money.Cents(m.N).String()
+	return money.Cents(m.N).Append(b)
 }
 
 // MarshalJSON writes the measure as a JSON number.

@@ -74,8 +74,10 @@ func Alert(a transfer.Alert) ce.Event {
 	if a.Transactions == nil {
 		a.Transactions = []transfer.AlertTransfer{}
 	}
-	// Marshalling this struct cannot fail.
-	_ = e.SetData(ce.ApplicationJSON, a)
+	// The data as SetData would encode it (not as a []byte, which SetData
+	// would send base64), by appendAlert.
+	e.SetDataContentType(ce.ApplicationJSON)
+	e.DataEncoded, e.DataBase64 = appendAlert(make([]byte, 0, 512), a), false
 	return e
 }
 
