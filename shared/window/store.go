@@ -140,19 +140,40 @@ func (s *Store) Rule() rules.Rule { return s.rule }
 // rules or groups share a tag whatever the ids hold, and no tag contains '{'
 // or '}'. All keys of a group share the tag, so a hash slot.
 func (s *Store) Keys(from, to string) [2]string {
-	tag := s.tag(from, to)
-	return [2]string{tag + "h", tag + "s"}
+	k := s.appendKey(nil, from, to, 'h')
+	h := string(k)
+	k[len(k)-1] = 's'
+	return [2]string{h, string(k)}
 }
 
-func (s *Store) tag(from, to string) string {
-	b64 := base64.RawURLEncoding.EncodeToString
+// appendKey appends the group's key of the given kind ('h' or 's') to b:
+// the key prefix, the tag "{p:<state>:<from>.<to>}:" ("{f:...}:" or
+// "{t:...}:" with one account for a sender or receiver rule, ids in
+// base64url), then the kind. Appended, not concatenated: it runs for every
+// transfer.
+func (s *Store) appendKey(b []byte, from, to string, kind byte) []byte {
+	enc := base64.RawURLEncoding
+	b = append(b, s.cfg.KeyPrefix...)
 	switch s.cfg.GroupBy {
 	case rules.From:
-		return s.cfg.KeyPrefix + "{f:" + s.state + ":" + b64([]byte(from)) + "}:"
+		b = append(b, "{f:"...)
+		b = append(b, s.state...)
+		b = append(b, ':')
+		b = enc.AppendEncode(b, []byte(from))
 	case rules.To:
-		return s.cfg.KeyPrefix + "{t:" + s.state + ":" + b64([]byte(to)) + "}:"
+		b = append(b, "{t:"...)
+		b = append(b, s.state...)
+		b = append(b, ':')
+		b = enc.AppendEncode(b, []byte(to))
+	default:
+		b = append(b, "{p:"...)
+		b = append(b, s.state...)
+		b = append(b, ':')
+		b = enc.AppendEncode(b, []byte(from))
+		b = append(b, '.')
+		b = enc.AppendEncode(b, []byte(to))
 	}
-	return s.cfg.KeyPrefix + "{p:" + s.state + ":" + b64([]byte(from)) + "." + b64([]byte(to)) + "}:"
+	return append(b, '}', ':', kind)
 }
 
 // group is the group of a transfer: its pair, or its one account.
@@ -187,8 +208,15 @@ func (s *Store) evidencePayload(t transfer.Transfer) string {
 // about 200 bytes a member); 128 bits make a collision between two distinct
 // transfers of one pair practically impossible.
 func idKey(t transfer.Transfer) string {
-	sum := sha256.Sum256([]byte(strconv.Itoa(len(t.Source)) + ":" + t.Source + t.ID))
-	return base64.RawURLEncoding.EncodeToString(sum[:16])
+	var in [256]byte // on the stack for the usual lengths
+	b := strconv.AppendInt(in[:0], int64(len(t.Source)), 10)
+	b = append(b, ':')
+	b = append(b, t.Source...)
+	b = append(b, t.ID...)
+	sum := sha256.Sum256(b)
+	var out [22]byte
+	base64.RawURLEncoding.Encode(out[:], sum[:16])
+	return string(out[:])
 }
 
 const (
@@ -526,14 +554,24 @@ func (s *Store) callArgs(ts []transfer.Transfer, c call) ([]string, []any) {
 	for _, j := range args[first:] {
 		args = append(args, "v"+j.(string))
 	}
+	var buf []byte
 	for _, i := range c.idx {
 		t := ts[i]
-		tag := s.tag(t.From, t.To)
-		keys = append(keys, tag+"h", tag+"s")
-		amt := strconv.FormatInt(int64(t.Amount), 10)
+		buf = s.appendKey(buf[:0], t.From, t.To, 'h')
+		keys = append(keys, string(buf))
+		buf[len(buf)-1] = 's'
+		keys = append(keys, string(buf))
+		// The amount, and the evidence tail "amount,len:payload", in one
+		// string: amt is its head.
+		buf = strconv.AppendInt(buf[:0], int64(t.Amount), 10)
+		n := len(buf)
 		payload := s.evidencePayload(t)
-		args = append(args, idKey(t), strconv.FormatInt(t.Time.UnixMilli(), 10), amt,
-			amt+","+strconv.Itoa(len(payload))+":"+payload)
+		buf = append(buf, ',')
+		buf = strconv.AppendInt(buf, int64(len(payload)), 10)
+		buf = append(buf, ':')
+		buf = append(buf, payload...)
+		tail := string(buf)
+		args = append(args, idKey(t), strconv.FormatInt(t.Time.UnixMilli(), 10), tail[:n], tail)
 	}
 	agg := aggSum
 	if s.cfg.Aggregate == rules.Count {

@@ -190,7 +190,11 @@ func (r *runner) e2eShape(ctx context.Context, accounts int, full bool, set []ru
 		DLQ: dlq, DLQTopic: dlqTopic, MaxBatch: r.cfg.ConsumerMaxBatch, Log: r.quiet}
 	cctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
-	stop := r.profile(fmt.Sprintf("4-e2e-detect-%d", accounts))
+	name := fmt.Sprintf("4-e2e-detect-%d", accounts)
+	if set != nil {
+		name += "-example-rules"
+	}
+	stop := r.profile(name)
 	m := r.startMeter(ctx)
 	began := time.Now()
 	go func() { done <- c.Run(cctx) }()
