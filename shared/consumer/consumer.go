@@ -43,6 +43,7 @@ type Consumer struct {
 	Log      *slog.Logger
 
 	// Counters for status lines.
+	Received     atomic.Int64 // records taken into batches
 	Processed    atomic.Int64
 	Batches      atomic.Int64 // batches made durable: Processed / Batches is the mean batch
 	Alerts       atomic.Int64
@@ -119,6 +120,7 @@ func (c *Consumer) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.C
 				break fill
 			}
 		}
+		c.Received.Add(int64(len(batch)))
 		if !c.handle(ctx, batch) {
 			return nil // the session ended before the batch was durable: not marked
 		}

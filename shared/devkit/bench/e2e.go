@@ -302,14 +302,19 @@ type mark struct {
 }
 
 // waitProcessed polls the consumer until it has processed want records; it
-// returns the first moment anything beyond base was processed and the moment
-// want was reached.
+// returns the moment the consumer first took records into a batch after
+// the call (and how many were processed then) and the moment want was
+// reached.
 func waitProcessed(ctx context.Context, c *consumer.Consumer, want, base int64, limit time.Duration) (mark, time.Time, bool) {
 	var first mark
 	deadline := time.Now().Add(limit)
+	received := c.Received.Load()
 	for ctx.Err() == nil && time.Now().Before(deadline) {
 		n := c.Processed.Load()
-		if first.at.IsZero() && n > base {
+		// From the first batch taken (not the first one done: with large
+		// batches the partitions' first batches are all but done by then,
+		// and their records would count without their time).
+		if first.at.IsZero() && c.Received.Load() > received {
 			first = mark{n: n, at: time.Now()}
 		}
 		if n >= want {
