@@ -64,10 +64,9 @@ type Config struct {
 	DLQTopic          string         // DLQ_TOPIC (transactions.dlq)
 	ConsumerGroup     string         // CONSUMER_GROUP (fintrans-detect)
 	ViewerGroup       string         // VIEWER_GROUP (fintrans-viewer)
-	// CONSUMER_MAX_BATCH (8192): records a consumer micro-batch takes at
-	// most (all that wait, up to this), so that under a backlog a batch holds
-	// several transfers of a pair and Redis reads and writes its state once
-	// for them; a live stream's batches stay as small as what has arrived.
+	// CONSUMER_MAX_BATCH (1000): records a consumer micro-batch takes at
+	// most (all that wait, up to this and up to the 1,024 buffered a
+	// partition); a live stream's batches stay as small as what has arrived.
 	ConsumerMaxBatch int
 
 	// HTTP
@@ -144,7 +143,7 @@ func Default() Config {
 		Port:                  8080,
 		MaxBodyBytes:          1 << 20,
 		MaxBatch:              1000,
-		ConsumerMaxBatch:      8192,
+		ConsumerMaxBatch:      1000,
 		HTTPReadHeaderTimeout: server.DefaultTimeouts.ReadHeader,
 		HTTPReadTimeout:       server.DefaultTimeouts.Read,
 		HTTPWriteTimeout:      server.DefaultTimeouts.Write,

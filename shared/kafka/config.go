@@ -95,11 +95,12 @@ func Config(role, version string, sec Security) (*sarama.Config, error) {
 	cfg.Consumer.Group.Rebalance.GroupStrategies = []sarama.BalanceStrategy{sarama.NewBalanceStrategySticky()}
 	cfg.Consumer.Return.Errors = true
 	// Records buffered per partition ahead of the consumer (sarama's default
-	// is 256): under a backlog a consumer batch can then take up to
-	// CONSUMER_MAX_BATCH records at once (make bench stage 4, 200,000 records:
-	// 1,024 and batches of 1,000 gave 51,809-56,231 tx/s at 100 accounts, 8,192
-	// gives 75,196-90,557, p99 alert latency 2-3 ms).
-	cfg.ChannelBufferSize = 8192
+	// is 256): a consumer batch can then take up to CONSUMER_MAX_BATCH records
+	// at once. 8,192 with batches of up to 8,192 gave warm pairs more
+	// throughput under a backlog (make bench stage 4 at 100 accounts: 53,668
+	// -> 64,964-67,395 tx/s) but alert latency spikes after it (paced phase
+	// p99 58-102 ms in 5 of 8 runs, against 2-6 ms): not taken.
+	cfg.ChannelBufferSize = 1024
 
 	// Metadata: retry with backoff while a broker is still coming up.
 	cfg.Metadata.Retry.Max = 5
