@@ -140,40 +140,47 @@ func (s *Store) Rule() rules.Rule { return s.rule }
 // rules or groups share a tag whatever the ids hold, and no tag contains '{'
 // or '}'. All keys of a group share the tag, so a hash slot.
 func (s *Store) Keys(from, to string) [2]string {
-	k := s.appendKey(nil, from, to, 'h')
-	h := string(k)
-	k[len(k)-1] = 's'
-	return [2]string{h, string(k)}
+	_, k := s.groupKeys(nil, from, to)
+	return k
 }
 
-// appendKey appends the group's key of the given kind ('h' or 's') to b:
-// the key prefix, the tag "{p:<state>:<from>.<to>}:" ("{f:...}:" or
-// "{t:...}:" with one account for a sender or receiver rule, ids in
-// base64url), then the kind. Appended, not concatenated: it runs for every
-// transfer.
-func (s *Store) appendKey(b []byte, from, to string, kind byte) []byte {
+// groupKeys returns a group's two keys, the state hash (tag + "h") and the
+// dedupe set (tag + "s"), built in buf, which it returns for reuse: it runs
+// for every transfer.
+func (s *Store) groupKeys(buf []byte, from, to string) ([]byte, [2]string) {
+	buf = append(s.appendTag(buf[:0], from, to), 'h')
+	h := string(buf)
+	buf[len(buf)-1] = 's'
+	return buf, [2]string{h, string(buf)}
+}
+
+// appendTag appends the group's tag to b: the key prefix, then
+// "{p:<state>:<from>.<to>}:" for a pair, "{f:<state>:<from>}:" for a sender,
+// "{t:<state>:<to>}:" for a receiver, ids in base64url.
+func (s *Store) appendTag(b []byte, from, to string) []byte {
 	enc := base64.RawURLEncoding
-	b = append(b, s.cfg.KeyPrefix...)
+	kind := byte('p')
 	switch s.cfg.GroupBy {
 	case rules.From:
-		b = append(b, "{f:"...)
-		b = append(b, s.state...)
-		b = append(b, ':')
-		b = enc.AppendEncode(b, []byte(from))
+		kind = 'f'
 	case rules.To:
-		b = append(b, "{t:"...)
-		b = append(b, s.state...)
-		b = append(b, ':')
+		kind = 't'
+	}
+	b = append(b, s.cfg.KeyPrefix...)
+	b = append(b, '{', kind, ':')
+	b = append(b, s.state...)
+	b = append(b, ':')
+	switch kind {
+	case 'f':
+		b = enc.AppendEncode(b, []byte(from))
+	case 't':
 		b = enc.AppendEncode(b, []byte(to))
 	default:
-		b = append(b, "{p:"...)
-		b = append(b, s.state...)
-		b = append(b, ':')
 		b = enc.AppendEncode(b, []byte(from))
 		b = append(b, '.')
 		b = enc.AppendEncode(b, []byte(to))
 	}
-	return append(b, '}', ':', kind)
+	return append(b, '}', ':')
 }
 
 // group is the group of a transfer: its pair, or its one account.
@@ -557,10 +564,9 @@ func (s *Store) callArgs(ts []transfer.Transfer, c call) ([]string, []any) {
 	var buf []byte
 	for _, i := range c.idx {
 		t := ts[i]
-		buf = s.appendKey(buf[:0], t.From, t.To, 'h')
-		keys = append(keys, string(buf))
-		buf[len(buf)-1] = 's'
-		keys = append(keys, string(buf))
+		var k [2]string
+		buf, k = s.groupKeys(buf, t.From, t.To)
+		keys = append(keys, k[0], k[1])
 		// The amount, and the evidence tail "amount,len:payload", in one
 		// string: amt is its head.
 		buf = strconv.AppendInt(buf[:0], int64(t.Amount), 10)

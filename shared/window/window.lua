@@ -479,11 +479,11 @@ local function apply(h, s, idkey, tstr, amtstr, ev, alone)
         -- pair counted only it): this transfer's bucket's, or written at
         -- once.
         local es = '1,' .. ftime .. '|1,' .. ftime .. ',' .. ftail
-        local fb = js(floor(tonumber(ftime) / g))
-        if fb == js(b) then
+        local fe = 'e' .. js(floor(tonumber(ftime) / g))
+        if fe == eb then
           meta[4] = es
         else
-          hset({'e' .. fb, es})
+          hset({fe, es})
         end
       end
     end
