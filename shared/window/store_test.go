@@ -566,6 +566,49 @@ func TestEvidenceIsCappedOldestFirst(t *testing.T) {
 	})
 }
 
+// With no evidence listed (ALERT_MAX_TRANSACTIONS 0, "none"), an alert
+// still counts its window's transfers, whether they came one call at a
+// time or in one batch, and fires again on redelivery.
+func TestNoEvidenceStillCounts(t *testing.T) {
+	onEngines(t, func(t *testing.T, rdb *redis.Client) {
+		cfg := defaultCfg
+		cfg.MaxTransactions = 0
+		s := newStore(t, rdb, cfg)
+		for i := range 2 {
+			applyOne(t, s, tx(fmt.Sprintf("n%d", i), at(time.Duration(i)*time.Second), "A", "B", 4000_00))
+		}
+		o := applyOne(t, s, tx("n2", at(2*time.Second), "A", "B", 4000_00))
+		if len(o.Alerts) != 5 {
+			t.Fatalf("12000.00 in five windows: want 5 alerts, got %+v", o)
+		}
+		for _, a := range o.Alerts {
+			if a.Count != 3 || a.Total != 12000_00 || len(a.Transactions) != 0 || !a.Truncated {
+				t.Errorf("alert %s: count %d total %s listed %d truncated %v", a.WindowStart, a.Count, a.Total, len(a.Transactions), a.Truncated)
+			}
+		}
+		if again := applyOne(t, s, tx("n2", at(2*time.Second), "A", "B", 4000_00)); again.Status != window.Duplicate || len(again.Alerts) != 5 || again.Alerts[0].Count != 3 {
+			t.Fatalf("redelivered: %+v", again)
+		}
+		// The same in one batch, enough of the pair's transfers for the
+		// script to keep its state in a table while it applies them.
+		var batch []transfer.Transfer
+		for i := range 6 {
+			batch = append(batch, tx(fmt.Sprintf("m%d", i), at(time.Duration(i)*time.Second), "C", "D", 2500_00))
+		}
+		out, err := s.Apply(context.Background(), batch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a := out[4].Alerts; len(a) != 5 || a[0].Count != 5 || a[0].Total != 12500_00 {
+			t.Fatalf("the fifth of a batch: %+v", out[4])
+		}
+		// A first transfer that crosses alone.
+		if a := applyOne(t, s, tx("x", at(0), "E", "F", 10000_01)).Alerts; len(a) != 5 || a[0].Count != 1 {
+			t.Fatalf("a first transfer over the threshold: %+v", a)
+		}
+	})
+}
+
 func TestScriptReloadedAfterFlush(t *testing.T) {
 	onEngines(t, func(t *testing.T, rdb *redis.Client) {
 		s := newStore(t, rdb, defaultCfg)

@@ -296,8 +296,10 @@ end
 
 -- The count of transfers of the window starting at st from the evidence of
 -- its buckets, when each lists all of its bucket's (fewer than cap): else
--- nil.
+-- nil (always with cap 0: no bucket lists any, and a bucket absent from ev
+-- is not known to be empty).
 local function listedCount(ev, st)
+  if cap == 0 then return nil end
   local b0 = st / g
   local n = 0
   for k = 1, #ev, 2 do

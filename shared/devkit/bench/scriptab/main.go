@@ -42,6 +42,7 @@ func main() {
 	thr := flag.Int64("thr", 10000_00, "threshold in cents")
 	bsize := flag.Int("batch", 1000, "transfers an Apply")
 	cluster := flag.Bool("cluster", false, "a 3-node Redis Cluster")
+	evidence := flag.Int("cap", 50, "transfers listed per alert (MaxTransactions)")
 	flag.Parse()
 	scripts := flag.Args() // window.lua variants
 	ctx := context.Background()
@@ -87,7 +88,7 @@ func main() {
 					rdb.FlushAll(ctx)
 				}
 				st, err := window.New(rdb, window.Config{Threshold: money.Cents(*thr), Size: 10 * time.Minute, Slide: 2 * time.Minute,
-					Lateness: time.Hour, MaxTransactions: 50, TTL: 2 * time.Hour})
+					Lateness: time.Hour, MaxTransactions: *evidence, TTL: 2 * time.Hour})
 				if err != nil {
 					panic(err)
 				}
