@@ -36,7 +36,7 @@ func TestProtocolMatchesTheScript(t *testing.T) {
 		"return {3, newest}",
 		"if #alerts == 0 then return {2, 0} end",
 		"local out = {status, info, ev}",
-		"ev[#ev + 1] = lo + k - 1",
+		"ev[#ev + 1] = j",
 		"ev[#ev + 1] = v",
 		"alerts[i] = {st, sum, cnt, t, seq}",
 		"return {st, tonumber(total), tonumber(cnt), tonumber(ft), tonumber(seq)}",

@@ -640,20 +640,14 @@ func TestStateIsBoundedAndExpires(t *testing.T) {
 		seen, _ := rdb.ZCard(ctx, k[1]).Result()
 		// (lateness + size) / 2 min = 35 windows still reachable (36 while one
 		// is filling), each a total and maybe an alert, and as many buckets, each
-		// with its evidence; plus t, lo, n; the transfers seen in the last 70
-		// minutes (one every 30 s), plus up to one bucket not yet pruned; at
-		// most 9 evidence entries a bucket (the 5 oldest and up to 4 more).
-		if len(h) > 3*36+3 || seen > 141+4 {
+		// with its evidence (in the hash, or a header there); plus t, lo, n, k
+		// (the buckets with an evidence key) and x; the transfers seen in the
+		// last 70 minutes (one every 30 s), plus up to one bucket not yet
+		// pruned.
+		if len(h) > 3*36+5 || seen > 141+4 {
 			t.Errorf("state not bounded: %d hash fields, %d seen", len(h), seen)
 		}
-		for f, v := range h {
-			if f[0] == 'e' {
-				count, _, _ := strings.Cut(v, ",")
-				if n, err := strconv.Atoi(count); err != nil || n >= 2*defaultCfg.MaxTransactions || strings.Count(v, ":") != n {
-					t.Errorf("bucket %s lists %s transfers, cap %d (at most twice that, less one): %q", f[1:], count, defaultCfg.MaxTransactions, v)
-				}
-			}
-		}
+		checkEvidenceKeys(t, rdb, s, "A", "B", defaultCfg.MaxTransactions)
 		for _, key := range k {
 			ttl, err := rdb.PTTL(ctx, key).Result()
 			if err != nil || ttl <= 0 || ttl > defaultCfg.TTL {
@@ -665,6 +659,9 @@ func TestStateIsBoundedAndExpires(t *testing.T) {
 		if n, _ := rdb.HLen(ctx, k[0]).Result(); n != 5 {
 			t.Errorf("after a jump: %d fields, want t, lo, n and the new transfer's bucket total and evidence", n)
 		}
+		if ek := checkEvidenceKeys(t, rdb, s, "A", "B", defaultCfg.MaxTransactions); len(ek) != 0 {
+			t.Errorf("after a jump: evidence keys %v left", ek)
+		}
 		// The same in a batch of the pair's transfers (read and written once
 		// for all of them): the first prunes, the others see it pruned.
 		if _, err := s.Apply(ctx, []transfer.Transfer{tx("jump2", at(200*time.Hour), "A", "B", 1),
@@ -675,8 +672,127 @@ func TestStateIsBoundedAndExpires(t *testing.T) {
 		if n, _ := rdb.HLen(ctx, k[0]).Result(); n != 5 {
 			t.Errorf("after a jump in a batch: %d fields, want t, lo, n and the new transfers' bucket total and evidence", n)
 		}
+		if ek := checkEvidenceKeys(t, rdb, s, "A", "B", defaultCfg.MaxTransactions); len(ek) != 0 {
+			t.Errorf("after a jump in a batch: evidence keys %v left", ek)
+		}
 		if ps, _ := s.Inspect(ctx, "A", "B"); ps.Seen != 4 || ps.Seq != 1205 || ps.Windows[at(200*time.Hour).Truncate(2*time.Minute)] != 10 {
 			t.Errorf("after a jump in a batch: %+v", ps)
+		}
+	})
+}
+
+// checkEvidenceKeys checks a group's evidence against its state hash: a
+// bucket's is in the hash (e<b>: header and entries) or in a key (header
+// c<b>, entries in the key), never both; the keys are those its k lists,
+// each with an expiry past the hash's; each bucket lists as many entries
+// as its header counts, at most twice cap less one. It returns the keys.
+func checkEvidenceKeys(t *testing.T, rdb *redis.Client, s *window.Store, from, to string, cap int) []string {
+	t.Helper()
+	ctx := context.Background()
+	k := s.Keys(from, to)
+	prefix := strings.TrimSuffix(k[0], "h")
+	keys, err := rdb.Keys(ctx, strings.NewReplacer("{", "\\{", "}", "\\}").Replace(prefix)+"e*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(keys)
+	h, _ := rdb.HGetAll(ctx, k[0]).Result()
+	var listed []string
+	if h["k"] != "" {
+		for _, b := range strings.Split(h["k"], ",") {
+			listed = append(listed, prefix+"e"+b)
+		}
+	}
+	slices.Sort(listed)
+	if !slices.Equal(keys, listed) {
+		t.Errorf("evidence keys %v, k lists %v", keys, listed)
+	}
+	headers := 0
+	hashTTL, _ := rdb.PTTL(ctx, k[0]).Result()
+	for f, v := range h {
+		if f[0] == 'e' {
+			count, _, _ := strings.Cut(v, ",")
+			if n, err := strconv.Atoi(count); err != nil || n >= 2*cap || strings.Count(v, ":") != n {
+				t.Errorf("bucket %s lists %s transfers in the hash, cap %d (at most twice that, less one): %q", f[1:], count, cap, v)
+			}
+			if _, both := h["c"+f[1:]]; both {
+				t.Errorf("bucket %s has its evidence in the hash and a key", f[1:])
+			}
+		}
+		if f[0] != 'c' {
+			continue
+		}
+		headers++
+		count, _, _ := strings.Cut(v, ",")
+		key := prefix + "e" + f[1:]
+		es, err := rdb.Get(ctx, key).Result()
+		n, cerr := strconv.Atoi(count)
+		if err != nil || cerr != nil || n >= 2*cap || strings.Count(es, ":") != n {
+			t.Errorf("bucket %s: header %q, key %s holds %q (%v): want as many entries as counted, under twice the cap %d", f[1:], v, key, es, err, cap)
+		}
+		if ttl, _ := rdb.PTTL(ctx, key).Result(); ttl < hashTTL {
+			t.Errorf("%s expires in %v, before its hash (%v)", key, ttl, hashTTL)
+		}
+	}
+	if headers != len(keys) {
+		t.Errorf("%d evidence headers, %d keys", headers, len(keys))
+	}
+	return keys
+}
+
+// A bucket's evidence key outlives its pair's hash while the pair is busy
+// long after the key was made (its expiry is pushed out with the hash's,
+// at most once in half a TTL): here a pair's transfers come for longer
+// than a key's first expiry (2 * TTL), one new bucket at a time, and the
+// alert at the end still lists the first bucket's transfers.
+func TestEvidenceKeysLiveAsLongAsTheirHash(t *testing.T) {
+	onEngines(t, func(t *testing.T, rdb *redis.Client) {
+		cfg := window.Config{Threshold: 1000_00, Size: time.Second, Slide: 50 * time.Millisecond,
+			MaxTransactions: 20, TTL: time.Second}
+		s := newStore(t, rdb, cfg)
+		ctx := context.Background()
+		// The first bucket: more transfers than its hash keeps, so an
+		// evidence key.
+		for i := range 12 {
+			applyOne(t, s, tx(fmt.Sprintf("first%d", i), at(0), "A", "B", 10_00))
+		}
+		keys := checkEvidenceKeys(t, rdb, s, "A", "B", cfg.MaxTransactions)
+		if len(keys) != 1 {
+			t.Fatalf("evidence keys %v, want one", keys)
+		}
+		start := time.Now()
+		i := 1
+		for time.Since(start) < 2*cfg.TTL+500*time.Millisecond {
+			time.Sleep(150 * time.Millisecond)
+			// One bucket later each time, all within the first window.
+			applyOne(t, s, tx(fmt.Sprintf("next%d", i), at(time.Duration(i)*50*time.Millisecond), "A", "B", 1))
+			i++
+			checkEvidenceKeys(t, rdb, s, "A", "B", cfg.MaxTransactions)
+		}
+		if n, _ := rdb.Exists(ctx, keys[0]).Result(); n != 1 {
+			t.Fatalf("the first bucket's evidence key expired while its pair was busy")
+		}
+		o := applyOne(t, s, tx("over", at(time.Duration(i)*50*time.Millisecond), "A", "B", 1000_00))
+		if len(o.Alerts) == 0 {
+			t.Fatalf("no alert: %+v", o)
+		}
+		listed := 0
+		for _, a := range o.Alerts { // the windows holding the first bucket list its two first
+			if !a.WindowStart.After(at(0)) {
+				listed++
+				if len(a.Transactions) != 20 || a.Transactions[0].ID != "first0" || a.Transactions[11].ID != "first11" {
+					t.Errorf("alert %s lists %+v, want first0 to first11 first", a.WindowStart, a.Transactions)
+				}
+			}
+		}
+		if listed == 0 {
+			t.Errorf("no alert of a window holding the first bucket: %+v", o.Alerts)
+		}
+		// A transfer an hour on leaves every bucket behind: their keys go
+		// with them, not at their expiry.
+		applyOne(t, s, tx("later", at(time.Hour), "A", "B", 1))
+		if ek := checkEvidenceKeys(t, rdb, s, "A", "B", cfg.MaxTransactions); len(ek) != 0 {
+			t.Errorf("evidence keys %v kept after their buckets were pruned", ek)
 		}
 	})
 }
@@ -820,11 +936,15 @@ func TestEvidenceOldestOutOfOrder(t *testing.T) {
 	})
 }
 
-// The script as released before a pair's first transfer kept its evidence
-// entry in f (it wrote "idkey:time" and the bucket's evidence string).
-//
-//go:embed testdata/window-before-f-entry.lua
-var scriptBefore string
+// Earlier releases of the script: before a pair's first transfer kept its
+// evidence entry in f (it wrote "idkey:time" and the bucket's evidence
+// string), and before evidence moved from the hash (e<b>) to keys.
+var (
+	//go:embed testdata/window-before-f-entry.lua
+	scriptBeforeFEntry string
+	//go:embed testdata/window-before-evidence-keys.lua
+	scriptBeforeEvidenceKeys string
+)
 
 // An upgrade in the middle of a stream: a part applied by the earlier
 // script (pairs seen once among them), the rest by this one. Every alert,
@@ -832,6 +952,15 @@ var scriptBefore string
 // without an upgrade, and a redelivery of a transfer that fired before the
 // upgrade fires its alert again.
 func TestUpgradeFromTheEarlierScript(t *testing.T) {
+	for _, before := range []struct{ name, src string }{
+		{"before f entry", scriptBeforeFEntry},
+		{"before evidence keys", scriptBeforeEvidenceKeys},
+	} {
+		t.Run(before.name, func(t *testing.T) { upgradeFrom(t, before.src) })
+	}
+}
+
+func upgradeFrom(t *testing.T, scriptBefore string) {
 	onEngines(t, func(t *testing.T, rdb *redis.Client) {
 		for _, batch := range []int{1, 500} {
 			cfg := defaultCfg

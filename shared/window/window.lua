@@ -12,7 +12,7 @@
 --
 -- Per group (a pair, or for rules grouping by sender or receiver, one
 -- account: the caller names the keys, and "pair" below means the group),
--- two keys:
+-- two keys, and one more for each bucket with a long evidence list:
 -- h: hash of the pair's state
 --      t      newest event time seen (ms)
 --      lo     lowest bucket index still kept
@@ -33,14 +33,29 @@
 --             once costs one field less; "idkey:time" when its evidence is
 --             already listed (a first transfer that crossed the threshold
 --             alone, or cap 0)
---      e<b>   evidence of the g-wide bucket b: "count,bound|" (entries, an
---             event time no entry is newer than), then the entries
+--      e<b>   evidence of the g-wide bucket b while it is short (up to
+--             INLINE entries): "count,bound|" (entries, an event time no
+--             entry is newer than), then the entries
 --             "seq,time,amount,len:id" one after another (len = bytes of
 --             id): the `cap` oldest by (event time, seq), and fewer than
---             `cap` others (see addEvidence)
+--             `cap` others (see addInline)
+--      c<b>   once the list is longer, its "count,bound", the entries being
+--             in the bucket's evidence key (a bucket has e<b> or c<b>)
+--      k      the buckets that have an evidence key: "b,b,..."
+--      x      Redis time (ms) when every evidence key of the pair was last
+--             given 2*ttl to live (see refreshKeys)
 -- s: zset of transfers seen (member idkey, score event time): dedupe, and the
 --    count of a window when it fires; it exists from the pair's second
 --    transfer on (most pairs are seen once: they cost one key)
+-- e<b> (the keys' common part, h's name less its last letter, then "e<b>"):
+--    a string, the entries of bucket b's evidence when they are more than
+--    INLINE (see addEvidence). A transfer adds its entry with APPEND: the
+--    script never reads the list but to cut it back (once in `cap`
+--    additions or so) or to answer an alert (a Lua string costs a hash of
+--    every byte on this Redis: reading, cutting and rewriting a list of 50
+--    entries in the hash for each transfer was the costliest thing the
+--    script did). Declared in no KEYS (their bucket is known only inside):
+--    same hash slot as h and s.
 --
 -- KEYS: h1, s1, h2, s2, ... (one pair per transfer, in order)
 -- ARGV: threshold cents, window size ms, slide ms, bucket width g ms, allowed
@@ -58,8 +73,8 @@
 -- Returns one answer per transfer: 1 when counted and nothing fired, else
 --   {status, info[, evidence, alert...]}: status 1 counted (info = sequence
 --   number), 2 duplicate, 3 late (info = newest time seen); with alerts,
---   evidence is {b, e<b>, ...}: the evidence string of each bucket b of the
---   alerts' windows (once, however many windows hold it), and each alert is
+--   evidence is {b, "count,bound|entries", ...}: the evidence of each bucket
+--   b of the alerts' windows (once, however many windows hold it), and each alert is
 --   {windowStart, total, count, fireTime, seq}, total being the window's
 --   sum of amounts and count its number of transfers whatever the
 --   aggregate: the caller lists the entries of the window's buckets with a
@@ -99,7 +114,8 @@
 
 -- Locals for the globals used per transfer (a global costs a table lookup).
 local call, floor, tonumber, unpack = redis.call, math.floor, tonumber, unpack
-local match, sub, format, gsub = string.match, string.sub, string.format, string.gsub
+local match, sub, format, gsub, gmatch = string.match, string.sub, string.format, string.gsub, string.gmatch
+local concat = table.concat
 
 local thr = tonumber(ARGV[1])
 local size = tonumber(ARGV[2])
@@ -108,6 +124,10 @@ local g = tonumber(ARGV[4])
 local late = tonumber(ARGV[5])
 local cap = tonumber(ARGV[6])
 local ttl = ARGV[7]
+local ettl = format('%d', 2 * tonumber(ttl)) -- an evidence key's time to live
+-- A bucket's evidence stays in the hash (e<b>) up to this many entries, and
+-- moves to its own key with the next (see addEvidence).
+local INLINE = 8
 local n = tonumber(ARGV[8])
 local B0 = tonumber(ARGV[9])
 local nb = tonumber(ARGV[10])
@@ -139,27 +159,35 @@ end
 -- when not read yet (every field is known when whole is set), and dirty
 -- lists the fields changed since; flush() writes them back. A pair's lone
 -- transfer, or a short run (direct), reads and writes Redis at once.
-local H, C, dirty, whole, expireH, direct
+-- PE[bs] (bs the bucket index in decimal: a table indexed by large numbers
+-- grows an array that long in the embedded Redis's Lua) is what the pair's
+-- evidence key of that bucket is to get,
+-- written by flush too, in either case: {added = {entries}, body = the
+-- whole list before them when rewritten, new = the key is created}.
+local H, C, dirty, whole, expireH, direct, PE
 
--- A bucket's evidence with entries added in the cache is a table {count,
--- bound, entries, {entries added}} (see addCached): its string, made once
--- when read or written back, not at each addition.
-local function materialize(f)
-  local v = C[f]
-  if type(v) == 'table' then
-    local body = v[3] .. table.concat(v[4])
-    v[3], v[4] = body, {}
-    C[f] = v[1] .. ',' .. v[2] .. '|' .. body
-  end
-  return C[f]
+-- The evidence key of the current pair's bucket bs (in decimal).
+local function ekey(bs)
+  return sub(H, 1, -2) .. 'e' .. bs
 end
 
 local function flush()
   if not H then return end
+  for b, p in pairs(PE) do
+    local add = concat(p.added)
+    if p.new then
+      call('SET', ekey(b), (p.body or '') .. add, 'PX', ettl)
+    elseif p.body then
+      call('SET', ekey(b), p.body .. add, 'KEEPTTL')
+    elseif add ~= '' then
+      call('APPEND', ekey(b), add)
+    end
+  end
   if not direct then
     local set, del = {}, {}
     for f in pairs(dirty) do
-      local v = materialize(f)
+      local v = C[f]
+      if type(v) == 'table' then v = v[1] .. ',' .. v[2] end -- an evidence header
       if v then
         set[#set + 1] = f
         set[#set + 1] = v
@@ -178,13 +206,13 @@ end
 local function use(h, alone)
   if h == H then return end
   flush()
-  H, whole, expireH, direct = h, false, false, alone
+  H, whole, expireH, direct, PE = h, false, false, alone, {}
   if not alone then C, dirty = {}, {} end
 end
 
 -- The values of the given fields (false when absent), read from Redis only
--- for the fields not known yet (a cached evidence may be a table: see
--- materialize).
+-- for the fields not known yet (a cached evidence header may be a table: see
+-- addEvidence).
 local function hmget(fields)
   if direct then return call('HMGET', H, unpack(fields)) end
   if not whole then
@@ -255,19 +283,41 @@ local function windows(x)
   return ws
 end
 
--- The evidence strings of the buckets of the windows starting at sts
--- (newest first): {b, e<b>, ...} for every bucket b of those windows that
--- has any, each listed once however many of the windows hold it.
-local function evidence(sts)
+-- The entries of bucket bs's evidence key, with those added in this call.
+local function body(bs)
+  local p = PE[bs]
+  if p and (p.new or p.body) then return (p.body or '') .. concat(p.added) end
+  local es = call('GET', ekey(bs)) or ''
+  if p then es = es .. concat(p.added) end
+  return es
+end
+
+-- The evidence of the buckets of the windows starting at sts (newest
+-- first): {b, "count,bound|entries", ...} for every bucket b of those
+-- windows that has any, each listed once however many of the windows hold
+-- it (from its e<b>, or its c<b> and evidence key).
+-- used(j), when given, says whether bucket j may have any (a total).
+local function evidence(sts, used)
   local ev = {}
   if cap == 0 then return ev end
   local lo, hi = sts[#sts] / g, sts[1] / g + span - 1
-  local fields = {}
-  for j = lo, hi do fields[#fields + 1] = 'e' .. js(j) end
-  for k, v in ipairs(hmget(fields)) do
-    if type(v) == 'table' then v = materialize(fields[k]) end
+  local fields, bs = {}, {}
+  for j = lo, hi do
+    if not used or used(j) then
+      local jstr = js(j)
+      bs[#bs + 1] = j
+      fields[#fields + 1] = 'c' .. jstr
+      fields[#fields + 1] = 'e' .. jstr
+    end
+  end
+  local got = hmget(fields)
+  for i, j in ipairs(bs) do
+    local k = 2 * i - 1
+    local hd = got[k]
+    if type(hd) == 'table' then hd = hd[1] .. ',' .. hd[2] end
+    local v = hd and hd .. '|' .. body(js(j)) or got[k + 1]
     if v then
-      ev[#ev + 1] = lo + k - 1
+      ev[#ev + 1] = j
       ev[#ev + 1] = v
     end
   end
@@ -328,17 +378,22 @@ local function entries(es, pos)
   return out
 end
 
--- Add the transfer's entry to the evidence of bucket eb, whose string is es
--- ("count,bound|" then the entries; nil when the bucket has none yet). The
--- entries always include the cap oldest of the bucket by (time, seq), and
--- maybe a few more (the caller keeps the cap oldest of a window): every
--- entry listed is at most bound, and once count reaches cap, at least cap
--- entries are. A new entry has the highest seq of the pair, so with cap
--- entries listed it is among the oldest cap only when its time is below
--- bound: then it is appended, and at 2*cap entries the list is cut back to
--- the cap oldest (parsing the entries once every cap or so transfers, not
--- for each).
-local function addEvidence(set, eb, es, seqs, t, tstr, ev)
+-- A bucket's evidence: "count,bound" (entries listed, an event time no
+-- entry is newer than) and the entries. They always include the cap
+-- oldest of the bucket by (time, seq), and maybe a few more (the caller
+-- keeps the cap oldest of a window): every entry listed is at most bound,
+-- and once count reaches cap, at least cap entries are. A new entry has
+-- the highest seq of the pair, so with cap entries listed it is among the
+-- oldest cap only when its time is below bound: then it is appended, and
+-- at 2*cap entries the list is cut back to the cap oldest (reading and
+-- parsing the list once every cap or so transfers, not for each).
+--
+-- A short list (up to INLINE entries) is the hash's field e<b>, header and
+-- entries in one string ("count,bound|entries"; es, false when the bucket
+-- has none yet): addInline adds to it (the caller moves a list that would
+-- grow past INLINE or reach 2*cap to a key first: moveEvidence). Reading
+-- and rewriting a few entries costs less than a key of their own.
+local function addInline(set, eb, es, seqs, t, tstr, ev)
   local entry = seqs .. ',' .. tstr .. ',' .. ev
   if not es then
     set[#set + 1] = eb
@@ -352,53 +407,117 @@ local function addEvidence(set, eb, es, seqs, t, tstr, ev)
   elseif t >= mt then
     return
   end
-  if cnt + 1 < 2 * cap or cnt < cap then
-    set[#set + 1] = eb
-    set[#set + 1] = (cnt + 1) .. ',' .. m .. '|' .. sub(es, p) .. entry
-    return
-  end
-  -- 2*cap entries: keep the cap oldest.
-  local all = es .. entry
-  local list = entries(all, p)
-  table.sort(list, function(x, y) return x[3] < y[3] or (x[3] == y[3] and x[4] < y[4]) end)
-  local parts = {}
-  for k = 1, cap do parts[k] = sub(all, list[k][1], list[k][2]) end
   set[#set + 1] = eb
-  set[#set + 1] = cap .. ',' .. d(list[cap][3]) .. '|' .. table.concat(parts)
+  set[#set + 1] = (cnt + 1) .. ',' .. m .. '|' .. sub(es, p) .. entry
 end
 
--- addEvidence for a cached pair: es is the bucket's evidence string or
--- table (see materialize), or false; the same rules, with the entries added
--- kept in a table (a string rebuilt for each would copy the whole list).
-local function addCached(eb, es, seqs, t, tstr, ev)
-  if not es then
-    C[eb] = {1, tstr, '', {seqs .. ',' .. tstr .. ',' .. ev}}
-    dirty[eb] = true
-    return
+-- A longer list is in the bucket's evidence key, its header the hash's
+-- field c<b> (cb, value hd): addEvidence adds to it, appending the entry to
+-- the key (PE) and the header change to set (or the cache).
+local function addEvidence(set, bs, cb, hd, seqs, t, tstr, ev)
+  local entry = seqs .. ',' .. tstr .. ',' .. ev
+  -- In the cache a header is kept as {count, bound, bound as a number}
+  -- (written back as a string by flush): parsed once a call, not at each
+  -- transfer.
+  if type(hd) == 'string' then
+    local c, m = match(hd, '^(%d+),(%-?%d+)$')
+    hd = {tonumber(c), m, tonumber(m)}
   end
-  if type(es) == 'string' then
-    local c, m, p = match(es, '^(%d+),(%-?%d+)|()')
-    es = {tonumber(c), m, sub(es, p), {}}
-    C[eb] = es
-  end
-  local cnt = es[1]
+  local cnt, m, mt = hd[1], hd[2], hd[3]
   if cnt < cap then
-    if t > tonumber(es[2]) then es[2] = tstr end
-  elseif t >= tonumber(es[2]) then
+    if t > mt then m, mt = tstr, t end
+  elseif t >= mt then
+    if not direct then C[cb] = hd end
     return
   end
-  local added = es[4]
-  added[#added + 1] = seqs .. ',' .. tstr .. ',' .. ev
-  es[1] = cnt + 1
-  dirty[eb] = true
-  if cnt + 1 < 2 * cap or cnt < cap then return end
-  -- 2*cap entries: keep the cap oldest.
-  local all = es[3] .. table.concat(added)
-  local list = entries(all, 1)
-  table.sort(list, function(x, y) return x[3] < y[3] or (x[3] == y[3] and x[4] < y[4]) end)
-  local parts = {}
-  for k = 1, cap do parts[k] = sub(all, list[k][1], list[k][2]) end
-  es[1], es[2], es[3], es[4] = cap, d(list[cap][3]), table.concat(parts), {}
+  local p = PE[bs]
+  if not p then
+    p = {added = {}}
+    PE[bs] = p
+  end
+  p.added[#p.added + 1] = entry
+  cnt = cnt + 1
+  if cnt >= 2 * cap and cnt > cap then
+    -- 2*cap entries: keep the cap oldest.
+    local all = body(bs)
+    local list = entries(all, 1)
+    table.sort(list, function(x, y) return x[3] < y[3] or (x[3] == y[3] and x[4] < y[4]) end)
+    local parts = {}
+    for k = 1, cap do parts[k] = sub(all, list[k][1], list[k][2]) end
+    p.body, p.added = concat(parts), {}
+    cnt, mt = cap, list[cap][3]
+    m = d(mt)
+  end
+  if direct then
+    set[#set + 1] = cb
+    set[#set + 1] = cnt .. ',' .. m
+  else
+    C[cb], dirty[cb] = {cnt, m, mt}, true
+  end
+end
+
+-- A bucket's evidence in the hash (es, its e<b>: "count,bound|entries")
+-- moved to an evidence key: the header to set (or the cache), the entries
+-- to PE (the caller deletes e<b>). Returns the header.
+local function moveEvidence(set, bs, cb, es)
+  local hd, p = match(es, '^(%d+,%-?%d+)|()')
+  PE[bs] = {added = {}, body = sub(es, p), new = true}
+  if direct then
+    set[#set + 1] = cb
+    set[#set + 1] = hd
+  else
+    C[cb], dirty[cb] = hd, true
+  end
+  return hd
+end
+
+-- The pair's list of buckets with an evidence key (field k) as this
+-- transfer leaves it: read when first needed (KL; klChanged when changed).
+local KL, klRead, klChanged
+
+local function keyList()
+  if not klRead then
+    KL, klRead = hmget({'k'})[1] or nil, true
+  end
+  return KL
+end
+
+local function addKey(j)
+  local kl = keyList()
+  KL, klChanged = kl and kl .. ',' .. js(j) or js(j), true
+end
+
+-- Push out the expiry of the pair's evidence keys (the buckets listed in
+-- kl) to 2*ttl from now when their last push was more than ttl/2 ago (x,
+-- Redis time in ms), so that each outlives the pair's hash, whose expiry
+-- is ttl from its last refresh: a key's expiry is at least x + 2*ttl (a key
+-- made since, later still), over now + 1.5*ttl while x is recent. Called
+-- where the hash's expiry is refreshed; a pair's keys cost one PEXPIRE each
+-- in ttl/2, not one a transfer.
+local function refreshKeys(set)
+  local kl = keyList()
+  if not kl then return end
+  -- Keys all made in this call (the pair's first) have their full time.
+  local fresh = true
+  for j in gmatch(kl, '[^,]+') do
+    local p = PE[j]
+    if not (p and p.new) then
+      fresh = false
+      break
+    end
+  end
+  if fresh then return end
+  local x = hmget({'x'})[1]
+  local tm = call('TIME')
+  local now = tonumber(tm[1]) * 1000 + floor(tonumber(tm[2]) / 1000)
+  local half = tonumber(ttl) / 2
+  x = x and tonumber(x)
+  if x and now - x <= half and x - now <= half then return end
+  for j in gmatch(kl, '[^,]+') do
+    call('PEXPIRE', ekey(j), ettl)
+  end
+  set[#set + 1] = 'x'
+  set[#set + 1] = d(now)
 end
 
 -- The alert of the window starting at st if transfer idkey fired it.
@@ -422,7 +541,6 @@ local function apply(h, s, idkey, tstr, amtstr, ev, alone)
   local low = top
   while low - slide > t - size do low = low - slide end
   local lowB, highB = low / g, top / g + span - 1
-  local eb = 'e' .. js(b)
   local inRange = lowB >= B0 and highB < B0 + nb
   local vb = inRange and ARGV[V + b] or 'v' .. d(b)
 
@@ -441,14 +559,23 @@ local function apply(h, s, idkey, tstr, amtstr, ev, alone)
     return 1
   end
 
+  local bstr = js(b)
+  local cb, eb = 'c' .. bstr, 'e' .. bstr
+
+  -- meta[1] to meta[6]: t, lo, n, the bucket's evidence header (when in a
+  -- key), f, its evidence (when in the hash); then from meta[T] the totals
+  -- of buckets lowB to highB.
+  local T = 7
   local fields
   if inRange then
-    fields = {'t', 'lo', 'n', eb, 'f', unpack(ARGV, V + lowB, V + highB)}
+    fields = {'t', 'lo', 'n', cb, 'f', eb, unpack(ARGV, V + lowB, V + highB)}
   else
-    fields = {'t', 'lo', 'n', eb, 'f'}
+    fields = {'t', 'lo', 'n', cb, 'f', eb}
     for j = lowB, highB do fields[#fields + 1] = 'v' .. d(j) end
   end
   local meta = hmget(fields)
+  KL, klRead, klChanged = nil, false, false
+  local fset -- the first transfer's evidence, moved from f to its bucket
 
   -- Late: older than the allowed lateness behind the newest time of the
   -- pair. Nothing changes.
@@ -466,7 +593,8 @@ local function apply(h, s, idkey, tstr, amtstr, ev, alone)
   local seen -- time of the earlier delivery, if this is a duplicate
   local single, created = not newest, false
   if single then
-    -- nothing to look up
+    -- nothing to look up (and no evidence key yet)
+    KL, klRead = nil, true
   elseif f then
     -- (an idkey is base64url: no ':')
     local fid, ftime, ftail = match(f, '^([^:]*):(%-?%d+):?(.*)$')
@@ -476,16 +604,18 @@ local function apply(h, s, idkey, tstr, amtstr, ev, alone)
       call('ZADD', s, ftime, fid, tstr, idkey)
       hdel({'f'})
       created = true
-      if ftail ~= '' then
+      KL, klRead = nil, true -- a pair seen once has no evidence key
+      local fb = floor(tonumber(ftime) / g)
+      if ftail ~= '' and fb >= floor((t - late - size) / g) then
         -- The first transfer's evidence, the only one of its bucket (the
-        -- pair counted only it): this transfer's bucket's, or written at
-        -- once.
+        -- pair counted only it), unless this transfer leaves that bucket
+        -- behind: written to its bucket's e<b>, or in this transfer's meta
+        -- when it is the same bucket.
         local es = '1,' .. ftime .. '|1,' .. ftime .. ',' .. ftail
-        local fe = 'e' .. js(floor(tonumber(ftime) / g))
-        if fe == eb then
-          meta[4] = es
+        if fb == b then
+          meta[6] = es
         else
-          hset({fe, es})
+          fset = {'e' .. js(fb), es}
         end
       end
     end
@@ -517,11 +647,15 @@ local function apply(h, s, idkey, tstr, amtstr, ev, alone)
     seqs = d(seq)
   end
   local advanced = not newest or t > newest
-  -- The bucket totals before this transfer, in place: meta[6 + j - lowB]
+  -- The bucket totals before this transfer, in place: meta[T + j - lowB]
   -- is bucket j's.
-  for k = 6, 6 + highB - lowB do meta[k] = tonumber(meta[k]) or 0 end
-  local cur = meta[6 + b - lowB]
+  for k = T, T + highB - lowB do meta[k] = tonumber(meta[k]) or 0 end
+  local cur = meta[T + b - lowB]
+  -- What the hash is to get (written at once, or in the cache: hset).
   local set = {'n', seqs, vb, cur == 0 and wstr or cur + amt}
+  if fset then
+    set[5], set[6] = fset[1], fset[2]
+  end
   if single then
     set[#set + 1] = 'f'
     set[#set + 1] = idkey .. ':' .. tstr
@@ -531,10 +665,21 @@ local function apply(h, s, idkey, tstr, amtstr, ev, alone)
     set[#set + 1] = tstr
   end
   if cap > 0 then
-    if direct then
-      addEvidence(set, eb, meta[4], seqs, t, tstr, ev)
+    local hd, es = meta[4], meta[6]
+    if not hd and es then
+      local c = match(es, '^(%d+),') -- never tonumber(match(...)): see the header
+      c = tonumber(c)
+      if c >= INLINE or c + 1 >= 2 * cap then
+        -- Its next entry would make the list too long for the hash.
+        hd = moveEvidence(set, bstr, cb, es)
+        addKey(b)
+        hdel({eb})
+      end
+    end
+    if hd then
+      addEvidence(set, bstr, cb, hd, seqs, t, tstr, ev)
     else
-      addCached(eb, meta[4], seqs, t, tstr, ev)
+      addInline(set, eb, es, seqs, t, tstr, ev)
     end
   end
   if advanced then
@@ -552,12 +697,29 @@ local function apply(h, s, idkey, tstr, amtstr, ev, alone)
           del[#del + 1] = 'v' .. jstr
           del[#del + 1] = 'a' .. jstr
           del[#del + 1] = 'e' .. jstr
+          del[#del + 1] = 'c' .. jstr
           if count then del[#del + 1] = 'm' .. jstr end
         end
       else
         for _, f in ipairs(hkeys()) do
-          local j = match(f, '^[vaem](%-?%d+)$') -- never tonumber(match(...)): see the header
+          local j = match(f, '^[vaemc](%-?%d+)$') -- never tonumber(match(...)): see the header
           if j and tonumber(j) < keep then del[#del + 1] = f end
+        end
+      end
+      local kl = keyList()
+      if kl then
+        local left
+        for j in gmatch(kl, '[^,]+') do
+          local jn = tonumber(j)
+          if jn < keep then
+            call('DEL', ekey(j))
+            PE[j] = nil
+          else
+            left = left and left .. ',' .. j or j
+          end
+        end
+        if left ~= kl then
+          KL, klChanged = left, true
         end
       end
       if #del > 0 then hdel(del) end
@@ -575,16 +737,25 @@ local function apply(h, s, idkey, tstr, amtstr, ev, alone)
       set[#set + 1] = m and d(tonumber(m) + tonumber(amtstr)) or amtstr
     end
   end
-  hset(set)
-
   -- Expiry: set on each new key, refreshed when the pair enters a new bucket
-  -- and every 64th transfer (the hash's when it is written back).
+  -- and every 64th transfer (the hash's when it is written back; the
+  -- evidence keys' at most once in ttl/2: refreshKeys).
   if single then
     expireH = true
   elseif created or b > floor(newest / g) or seq % 64 == 1 then
     expireH = true
     call('PEXPIRE', s, ttl)
+    refreshKeys(set)
   end
+  if klChanged then
+    if KL then
+      set[#set + 1] = 'k'
+      set[#set + 1] = KL
+    else
+      hdel({'k', 'x'})
+    end
+  end
+  hset(set)
 
   -- The total of every window holding the transfer, before and after it.
   -- Totals only grow, so the one transfer that takes a window from at most
@@ -592,7 +763,7 @@ local function apply(h, s, idkey, tstr, amtstr, ev, alone)
   -- transfers arrive in.
   local sts, totals
   for st = top, low, -slide do
-    local from = 6 + st / g - lowB
+    local from = T + st / g - lowB
     local before = 0
     for k = from, from + span - 1 do before = before + meta[k] end
     local total = before + amt
@@ -605,7 +776,7 @@ local function apply(h, s, idkey, tstr, amtstr, ev, alone)
   if not sts then return 1 end
   -- The window's count of transfers: from its buckets' evidence when they
   -- list every transfer, else from the dedupe set.
-  local ev = evidence(sts)
+  local ev = evidence(sts, function(j) return j == b or meta[T + j - lowB] > 0 end)
   local alerts, aset = {}, {}
   for i, st in ipairs(sts) do
     local sum, cnt = totals[i], 1

@@ -1,0 +1,633 @@
+-- fintrans window script: transfers applied one after another, each exactly
+-- as if it ran alone, the whole call atomically. A call carries the transfers
+-- of one batch (on a Redis Cluster, of one pair: all keys of a call share a
+-- hash slot); it pays the script's fixed cost and reads its configuration
+-- once for all of them.
+--
+-- The caller sends a pair's transfers of a call one after another; the
+-- script keeps the pair's hash in a Lua table while it applies them (one
+-- HMGET of every field they need, one HSET and one HDEL of what changed,
+-- written before the next pair's), so a pair's many transfers in a batch
+-- cost one read and one write of its state.
+--
+-- Per group (a pair, or for rules grouping by sender or receiver, one
+-- account: the caller names the keys, and "pair" below means the group),
+-- two keys:
+-- h: hash of the pair's state
+--      t      newest event time seen (ms)
+--      lo     lowest bucket index still kept
+--      n      transfer sequence number of the pair
+--      v<b>   total of the g-wide bucket b (times b*g to b*g+g), g being
+--             gcd(size, slide): the sum of its amounts (cents), or with
+--             aggregate count its number of transfers; a window's total is
+--             the sum of its size/g buckets, read with the pair's state in
+--             one HMGET
+--      m<b>   with aggregate count only: the sum of bucket b's amounts
+--             (cents), read when a window fires
+--      a<i>   alert of the window starting at i*g:
+--             "seq:total:count:time:idkey" of the transfer that fired it
+--      f      "idkey:time:tail" of the pair's first transfer, until the
+--             second one creates s and moves it there: tail is its evidence
+--             tail ("amount,len:id"), kept here and not yet in its bucket's
+--             e<b> (written with the second transfer), so that a pair seen
+--             once costs one field less; "idkey:time" when its evidence is
+--             already listed (a first transfer that crossed the threshold
+--             alone, or cap 0)
+--      e<b>   evidence of the g-wide bucket b: "count,bound|" (entries, an
+--             event time no entry is newer than), then the entries
+--             "seq,time,amount,len:id" one after another (len = bytes of
+--             id): the `cap` oldest by (event time, seq), and fewer than
+--             `cap` others (see addEvidence)
+-- s: zset of transfers seen (member idkey, score event time): dedupe, and the
+--    count of a window when it fires; it exists from the pair's second
+--    transfer on (most pairs are seen once: they cost one key)
+--
+-- KEYS: h1, s1, h2, s2, ... (one pair per transfer, in order)
+-- ARGV: threshold cents, window size ms, slide ms, bucket width g ms, allowed
+--       lateness ms, cap, ttl ms, n transfers, B0, nb, then nb decimal bucket
+--       indices B0, B0+1, ... and their nb field names "v<B0>", ... (the
+--       caller formats them, so that the script formats almost no number or
+--       field name: Lua's number-to-string conversion and string building
+--       are among the costliest things it would do; a call of one transfer
+--       sends none, nb = 0: then the script formats its few), then per
+--       transfer: idkey, time ms, amount cents, "amount,len:id" (its
+--       evidence tail), and last the aggregate: "sum" (a transfer adds its
+--       amount to the totals) or "count" (it adds 1, and its amount to
+--       m<b>).
+--
+-- Returns one answer per transfer: 1 when counted and nothing fired, else
+--   {status, info[, evidence, alert...]}: status 1 counted (info = sequence
+--   number), 2 duplicate, 3 late (info = newest time seen); with alerts,
+--   evidence is {b, e<b>, ...}: the evidence string of each bucket b of the
+--   alerts' windows (once, however many windows hold it), and each alert is
+--   {windowStart, total, count, fireTime, seq}, total being the window's
+--   sum of amounts and count its number of transfers whatever the
+--   aggregate: the caller lists the entries of the window's buckets with a
+--   sequence number up to seq, oldest first, at most cap.
+-- (protocol.go is the Go side of these arguments and answers;
+-- protocol_test.go pins both.)
+
+-- One script for Redis (Lua 5.1) and for the embedded Redis of `fintrans
+-- run` and `fintrans replay` (miniredis, whose Lua is gopher-lua); the tests
+-- run it on both. Where the two differ, and how the script keeps clear:
+--   * string.match and string.find return no value at all when nothing
+--     matches in gopher-lua (one nil in Lua), so tonumber(match(...)) fails
+--     with "bad argument #1 to tonumber (value expected)": a match goes to a
+--     local first.
+--   * tonumber in gopher-lua reads decimal integers, and exponents only
+--     after a '.' ("1e3", "2e+12" and integers past int64 give nil): the
+--     script reads only numbers written in plain digits (by its caller or
+--     by itself), and ZSCORE's answer, which miniredis prints with an
+--     exponent from a million on, through score().
+--   * tostring and '..' of a number: Lua prints "%.14g" (10^15 as "1e+15"),
+--     gopher-lua every digit of an integer: a number that may reach 15
+--     digits (times, totals, bucket indices) is formatted by d(),
+--     string.format('%d'), alike on both; only counts up to cap are joined
+--     with '..' as they are.
+--   * a number passed to redis.call is printed alike only for integers
+--     below 2^53 (floats, -0 and larger ones differ): the script passes
+--     strings, and a bucket total (money.Max keeps totals far below 2^53).
+--   * table.unpack is on neither (Lua 5.1): unpack. cjson is on both;
+--     cmsgpack, bit and struct on Redis only: none is used.
+--   * HKEYS and HGETALL list fields in another order: nothing depends on it.
+--   * Alike on both, and relied on: a missing HMGET field is false, an
+--     integer reply a number, ZADD NX answers the count added, KEYS and ARGV
+--     hold strings, a number returned becomes an integer (truncated), a
+--     returned array stops at its first nil; redis.status_reply and
+--     error_reply are unused. miniredis reports any runtime error of a
+--     script as "ERR Error compiling script".
+
+-- Locals for the globals used per transfer (a global costs a table lookup).
+local call, floor, tonumber, unpack = redis.call, math.floor, tonumber, unpack
+local match, sub, format, gsub = string.match, string.sub, string.format, string.gsub
+
+local thr = tonumber(ARGV[1])
+local size = tonumber(ARGV[2])
+local slide = tonumber(ARGV[3])
+local g = tonumber(ARGV[4])
+local late = tonumber(ARGV[5])
+local cap = tonumber(ARGV[6])
+local ttl = ARGV[7]
+local n = tonumber(ARGV[8])
+local B0 = tonumber(ARGV[9])
+local nb = tonumber(ARGV[10])
+local V = 11 + nb - B0 -- ARGV[V + j] is "v<j>" for B0 <= j < B0 + nb
+local first = 11 + 2 * nb -- ARGV index of the first transfer's arguments
+local span = size / g -- buckets per window
+local count = ARGV[#ARGV] == 'count' -- the aggregate: transfers counted, not summed
+
+local function d(x) return format('%d', x) end
+
+-- A sorted-set score (ZSCORE) as a number. Redis prints an integer score in
+-- plain digits; the embedded Redis prints a score of a million or more with
+-- an exponent ("1.5007716e+12", "2e+12"), and its tonumber reads an exponent
+-- only after a '.' (see the header).
+local function score(s)
+  return tonumber(s) or tonumber((gsub(s, 'e', '.0e', 1)))
+end
+
+-- The decimal form of bucket index j: from ARGV when the caller sent it.
+local function js(j)
+  local k = j - B0
+  if k >= 0 and k < nb then return ARGV[11 + k] end
+  return d(j)
+end
+
+-- The state hash of the current pair. When the call holds several
+-- transfers of the pair in a row, it is cached: C[field] is its value (a
+-- string or, for a bucket total, a number; false: known to be absent), nil
+-- when not read yet (every field is known when whole is set), and dirty
+-- lists the fields changed since; flush() writes them back. A pair's lone
+-- transfer, or a short run (direct), reads and writes Redis at once.
+local H, C, dirty, whole, expireH, direct
+
+-- A bucket's evidence with entries added in the cache is a table {count,
+-- bound, entries, {entries added}} (see addCached): its string, made once
+-- when read or written back, not at each addition.
+local function materialize(f)
+  local v = C[f]
+  if type(v) == 'table' then
+    local body = v[3] .. table.concat(v[4])
+    v[3], v[4] = body, {}
+    C[f] = v[1] .. ',' .. v[2] .. '|' .. body
+  end
+  return C[f]
+end
+
+local function flush()
+  if not H then return end
+  if not direct then
+    local set, del = {}, {}
+    for f in pairs(dirty) do
+      local v = materialize(f)
+      if v then
+        set[#set + 1] = f
+        set[#set + 1] = v
+      else
+        del[#del + 1] = f
+      end
+    end
+    if #del > 0 then call('HDEL', H, unpack(del)) end
+    if #set > 0 then call('HSET', H, unpack(set)) end
+  end
+  if expireH then call('PEXPIRE', H, ttl) end
+end
+
+-- Make h the current pair (writing back the previous one); alone: the
+-- pair's run of transfers in the call is short (see the main loop).
+local function use(h, alone)
+  if h == H then return end
+  flush()
+  H, whole, expireH, direct = h, false, false, alone
+  if not alone then C, dirty = {}, {} end
+end
+
+-- The values of the given fields (false when absent), read from Redis only
+-- for the fields not known yet (a cached evidence may be a table: see
+-- materialize).
+local function hmget(fields)
+  if direct then return call('HMGET', H, unpack(fields)) end
+  if not whole then
+    local miss
+    for _, f in ipairs(fields) do
+      if C[f] == nil then
+        miss = miss or {}
+        miss[#miss + 1] = f
+      end
+    end
+    if miss then
+      local got = call('HMGET', H, unpack(miss))
+      for i, f in ipairs(miss) do C[f] = got[i] end
+    end
+  end
+  local out = {}
+  for i, f in ipairs(fields) do out[i] = C[f] or false end
+  return out
+end
+
+-- HSET of field-value pairs.
+local function hset(set)
+  if direct then
+    call('HSET', H, unpack(set))
+    return
+  end
+  for i = 1, #set, 2 do
+    C[set[i]] = set[i + 1]
+    dirty[set[i]] = true
+  end
+end
+
+local function hdel(fields)
+  if direct then
+    call('HDEL', H, unpack(fields))
+    return
+  end
+  for _, f in ipairs(fields) do
+    C[f] = false
+    dirty[f] = true
+  end
+end
+
+-- Every field of the hash.
+local function hkeys()
+  if direct then return call('HKEYS', H) end
+  local out = {}
+  if not whole then
+    for _, f in ipairs(call('HKEYS', H)) do
+      if C[f] == nil then out[#out + 1] = f end
+    end
+  end
+  for f, v in pairs(C) do
+    if v then out[#out + 1] = f end
+  end
+  return out
+end
+
+-- The windows [st, st+size) holding time x, newest start first: st is a
+-- multiple of slide with x - size < st <= x.
+local function windows(x)
+  local ws = {}
+  local st = floor(x / slide) * slide
+  while st > x - size do
+    ws[#ws + 1] = st
+    st = st - slide
+  end
+  return ws
+end
+
+-- The evidence strings of the buckets of the windows starting at sts
+-- (newest first): {b, e<b>, ...} for every bucket b of those windows that
+-- has any, each listed once however many of the windows hold it.
+local function evidence(sts)
+  local ev = {}
+  if cap == 0 then return ev end
+  local lo, hi = sts[#sts] / g, sts[1] / g + span - 1
+  local fields = {}
+  for j = lo, hi do fields[#fields + 1] = 'e' .. js(j) end
+  for k, v in ipairs(hmget(fields)) do
+    if type(v) == 'table' then v = materialize(fields[k]) end
+    if v then
+      ev[#ev + 1] = lo + k - 1
+      ev[#ev + 1] = v
+    end
+  end
+  return ev
+end
+
+-- With aggregate count, the sum of the amounts of the window starting at st.
+local function amounts(st)
+  local b = st / g
+  local fields = {}
+  for j = 0, span - 1 do fields[#fields + 1] = 'm' .. js(b + j) end
+  local sum = 0
+  for _, v in ipairs(hmget(fields)) do
+    if v then sum = sum + tonumber(v) end
+  end
+  return sum
+end
+
+-- The answer of a transfer that fired (or fires again) alerts:
+-- {status, info, evidence, alert...}.
+local function answer(status, info, ev, alerts)
+  local out = {status, info, ev}
+  for _, a in ipairs(alerts) do out[#out + 1] = a end
+  return out
+end
+
+-- The count of transfers of the window starting at st from the evidence of
+-- its buckets, when each lists all of its bucket's (fewer than cap): else
+-- nil.
+local function listedCount(ev, st)
+  local b0 = st / g
+  local n = 0
+  for k = 1, #ev, 2 do
+    local b = ev[k]
+    if b >= b0 and b < b0 + span then
+      local c = match(ev[k + 1], '^(%d+),') -- never tonumber(match(...)): see the header
+      c = c and tonumber(c)
+      if not c or c >= cap then return nil end
+      n = n + c
+    end
+  end
+  return n
+end
+
+-- The entries of an evidence string from position pos: {start, stop, time,
+-- seq} each.
+local function entries(es, pos)
+  local out = {}
+  while pos <= #es do
+    local a, b, seq, tm, len = string.find(es, '^(%d+),(%-?%d+),%d+,(%d+):', pos)
+    if not a then break end
+    local stop = b + tonumber(len)
+    out[#out + 1] = {pos, stop, tonumber(tm), tonumber(seq)}
+    pos = stop + 1
+  end
+  return out
+end
+
+-- Add the transfer's entry to the evidence of bucket eb, whose string is es
+-- ("count,bound|" then the entries; nil when the bucket has none yet). The
+-- entries always include the cap oldest of the bucket by (time, seq), and
+-- maybe a few more (the caller keeps the cap oldest of a window): every
+-- entry listed is at most bound, and once count reaches cap, at least cap
+-- entries are. A new entry has the highest seq of the pair, so with cap
+-- entries listed it is among the oldest cap only when its time is below
+-- bound: then it is appended, and at 2*cap entries the list is cut back to
+-- the cap oldest (parsing the entries once every cap or so transfers, not
+-- for each).
+local function addEvidence(set, eb, es, seqs, t, tstr, ev)
+  local entry = seqs .. ',' .. tstr .. ',' .. ev
+  if not es then
+    set[#set + 1] = eb
+    set[#set + 1] = '1,' .. tstr .. '|' .. entry
+    return
+  end
+  local c, m, p = match(es, '^(%d+),(%-?%d+)|()')
+  local cnt, mt = tonumber(c), tonumber(m)
+  if cnt < cap then
+    if t > mt then m = tstr end
+  elseif t >= mt then
+    return
+  end
+  if cnt + 1 < 2 * cap or cnt < cap then
+    set[#set + 1] = eb
+    set[#set + 1] = (cnt + 1) .. ',' .. m .. '|' .. sub(es, p) .. entry
+    return
+  end
+  -- 2*cap entries: keep the cap oldest.
+  local all = es .. entry
+  local list = entries(all, p)
+  table.sort(list, function(x, y) return x[3] < y[3] or (x[3] == y[3] and x[4] < y[4]) end)
+  local parts = {}
+  for k = 1, cap do parts[k] = sub(all, list[k][1], list[k][2]) end
+  set[#set + 1] = eb
+  set[#set + 1] = cap .. ',' .. d(list[cap][3]) .. '|' .. table.concat(parts)
+end
+
+-- addEvidence for a cached pair: es is the bucket's evidence string or
+-- table (see materialize), or false; the same rules, with the entries added
+-- kept in a table (a string rebuilt for each would copy the whole list).
+local function addCached(eb, es, seqs, t, tstr, ev)
+  if not es then
+    C[eb] = {1, tstr, '', {seqs .. ',' .. tstr .. ',' .. ev}}
+    dirty[eb] = true
+    return
+  end
+  if type(es) == 'string' then
+    local c, m, p = match(es, '^(%d+),(%-?%d+)|()')
+    es = {tonumber(c), m, sub(es, p), {}}
+    C[eb] = es
+  end
+  local cnt = es[1]
+  if cnt < cap then
+    if t > tonumber(es[2]) then es[2] = tstr end
+  elseif t >= tonumber(es[2]) then
+    return
+  end
+  local added = es[4]
+  added[#added + 1] = seqs .. ',' .. tstr .. ',' .. ev
+  es[1] = cnt + 1
+  dirty[eb] = true
+  if cnt + 1 < 2 * cap or cnt < cap then return end
+  -- 2*cap entries: keep the cap oldest.
+  local all = es[3] .. table.concat(added)
+  local list = entries(all, 1)
+  table.sort(list, function(x, y) return x[3] < y[3] or (x[3] == y[3] and x[4] < y[4]) end)
+  local parts = {}
+  for k = 1, cap do parts[k] = sub(all, list[k][1], list[k][2]) end
+  es[1], es[2], es[3], es[4] = cap, d(list[cap][3]), table.concat(parts), {}
+end
+
+-- The alert of the window starting at st if transfer idkey fired it.
+local function refire(st, rec, key)
+  local seq, total, cnt, ft, who = match(rec, '^(%d+):(%d+):(%d+):(%-?%d+):(.*)$')
+  if who ~= key then return nil end
+  return {st, tonumber(total), tonumber(cnt), tonumber(ft), tonumber(seq)}
+end
+
+local function apply(h, s, idkey, tstr, amtstr, ev, alone)
+  use(h, alone)
+  local t = tonumber(tstr)
+  -- What the transfer adds to its bucket's total: its amount, or 1.
+  local amt, wstr = tonumber(amtstr), amtstr
+  if count then amt, wstr = 1, '1' end
+  local b = floor(t / g)
+  -- The windows holding t start at top, top - slide, ..., low; they cover
+  -- buckets lowB to highB, whose totals are read with the pair's state
+  -- (field names from ARGV when the caller sent them).
+  local top = floor(t / slide) * slide
+  local low = top
+  while low - slide > t - size do low = low - slide end
+  local lowB, highB = low / g, top / g + span - 1
+  local eb = 'e' .. js(b)
+  local inRange = lowB >= B0 and highB < B0 + nb
+  local vb = inRange and ARGV[V + b] or 'v' .. d(b)
+
+  -- A pair's first transfer (no state: nothing to read, and it cannot be late
+  -- or a duplicate) that does not cross the threshold alone: its state is
+  -- written at once, exactly as the general path below would write it.
+  if amt <= thr and not whole and (direct or C.t == nil) and call('EXISTS', h) == 0 then
+    whole, expireH = true, true
+    local set = {'n', '1', vb, wstr, 't', tstr, 'lo', js(floor((t - late - size) / g)), 'f', idkey .. ':' .. tstr}
+    if cap > 0 then set[10] = set[10] .. ':' .. ev end
+    if count then
+      set[#set + 1] = 'm' .. js(b)
+      set[#set + 1] = amtstr
+    end
+    hset(set)
+    return 1
+  end
+
+  local fields
+  if inRange then
+    fields = {'t', 'lo', 'n', eb, 'f', unpack(ARGV, V + lowB, V + highB)}
+  else
+    fields = {'t', 'lo', 'n', eb, 'f'}
+    for j = lowB, highB do fields[#fields + 1] = 'v' .. d(j) end
+  end
+  local meta = hmget(fields)
+
+  -- Late: older than the allowed lateness behind the newest time of the
+  -- pair. Nothing changes.
+  local newest = tonumber(meta[1])
+  if newest and t < newest - late then
+    return {3, newest}
+  end
+
+  -- A delivery seen before: change nothing, but fire again the alerts that
+  -- this very transfer fired, so that an alert lost between Redis and the
+  -- sink is sent again by the redelivery. A pair's first transfer is
+  -- remembered in h itself (f = "idkey:time"): the dedupe set s comes with
+  -- its second, so that a pair seen once (most of them) costs one key.
+  local f = meta[5]
+  local seen -- time of the earlier delivery, if this is a duplicate
+  local single, created = not newest, false
+  if single then
+    -- nothing to look up
+  elseif f then
+    -- (an idkey is base64url: no ':')
+    local fid, ftime, ftail = match(f, '^([^:]*):(%-?%d+):?(.*)$')
+    if fid == idkey then
+      seen = ftime
+    else
+      call('ZADD', s, ftime, fid, tstr, idkey)
+      hdel({'f'})
+      created = true
+      if ftail ~= '' then
+        -- The first transfer's evidence, the only one of its bucket (the
+        -- pair counted only it): this transfer's bucket's, or written at
+        -- once.
+        local es = '1,' .. ftime .. '|1,' .. ftime .. ',' .. ftail
+        local fe = 'e' .. js(floor(tonumber(ftime) / g))
+        if fe == eb then
+          meta[4] = es
+        else
+          hset({fe, es})
+        end
+      end
+    end
+  elseif call('ZADD', s, 'NX', tstr, idkey) == 0 then
+    seen = call('ZSCORE', s, idkey)
+  end
+  if seen then
+    local ws = windows(score(seen))
+    local fields = {}
+    for i, st in ipairs(ws) do fields[i] = 'a' .. js(st / g) end
+    local recs = hmget(fields)
+    local sts, alerts = {}, {}
+    for i, rec in ipairs(recs) do
+      local a = rec and refire(ws[i], rec, idkey)
+      if a then
+        sts[#sts + 1] = ws[i]
+        alerts[#alerts + 1] = a
+      end
+    end
+    if #alerts == 0 then return {2, 0} end
+    return answer(2, 0, evidence(sts), alerts)
+  end
+
+  -- Count it: the pair's sequence number, its newest time if this is it,
+  -- its bucket's total and evidence, and what no transfer can reach any more.
+  local seq, seqs = 1, '1'
+  if meta[3] then
+    seq = tonumber(meta[3]) + 1
+    seqs = d(seq)
+  end
+  local advanced = not newest or t > newest
+  -- The bucket totals before this transfer, in place: meta[6 + j - lowB]
+  -- is bucket j's.
+  for k = 6, 6 + highB - lowB do meta[k] = tonumber(meta[k]) or 0 end
+  local cur = meta[6 + b - lowB]
+  local set = {'n', seqs, vb, cur == 0 and wstr or cur + amt}
+  if single then
+    set[#set + 1] = 'f'
+    set[#set + 1] = idkey .. ':' .. tstr
+  end
+  if advanced then
+    set[#set + 1] = 't'
+    set[#set + 1] = tstr
+  end
+  if cap > 0 then
+    if direct then
+      addEvidence(set, eb, meta[4], seqs, t, tstr, ev)
+    else
+      addCached(eb, meta[4], seqs, t, tstr, ev)
+    end
+  end
+  if advanced then
+    local keep = floor((t - late - size) / g)
+    local lo = tonumber(meta[2])
+    if not lo or keep > lo then
+      set[#set + 1] = 'lo'
+      set[#set + 1] = js(keep)
+    end
+    if lo and keep > lo then
+      local del = {}
+      if keep - lo <= 64 then
+        for j = lo, keep - 1 do
+          local jstr = js(j)
+          del[#del + 1] = 'v' .. jstr
+          del[#del + 1] = 'a' .. jstr
+          del[#del + 1] = 'e' .. jstr
+          if count then del[#del + 1] = 'm' .. jstr end
+        end
+      else
+        for _, f in ipairs(hkeys()) do
+          local j = match(f, '^[vaem](%-?%d+)$') -- never tonumber(match(...)): see the header
+          if j and tonumber(j) < keep then del[#del + 1] = f end
+        end
+      end
+      if #del > 0 then hdel(del) end
+      call('ZREMRANGEBYSCORE', s, '-inf', '(' .. d(keep * g))
+    end
+  end
+  if count then
+    -- The bucket's sum of amounts: HINCRBY, or in the cache, added there.
+    local mb = 'm' .. js(b)
+    if direct then
+      call('HINCRBY', H, mb, amtstr)
+    else
+      local m = hmget({mb})[1]
+      set[#set + 1] = mb
+      set[#set + 1] = m and d(tonumber(m) + tonumber(amtstr)) or amtstr
+    end
+  end
+  hset(set)
+
+  -- Expiry: set on each new key, refreshed when the pair enters a new bucket
+  -- and every 64th transfer (the hash's when it is written back).
+  if single then
+    expireH = true
+  elseif created or b > floor(newest / g) or seq % 64 == 1 then
+    expireH = true
+    call('PEXPIRE', s, ttl)
+  end
+
+  -- The total of every window holding the transfer, before and after it.
+  -- Totals only grow, so the one transfer that takes a window from at most
+  -- the threshold to over it fires that window's alert, whatever order the
+  -- transfers arrive in.
+  local sts, totals
+  for st = top, low, -slide do
+    local from = 6 + st / g - lowB
+    local before = 0
+    for k = from, from + span - 1 do before = before + meta[k] end
+    local total = before + amt
+    if total > thr and before <= thr then
+      if not sts then sts, totals = {}, {} end
+      sts[#sts + 1] = st
+      totals[#totals + 1] = total
+    end
+  end
+  if not sts then return 1 end
+  -- The window's count of transfers: from its buckets' evidence when they
+  -- list every transfer, else from the dedupe set.
+  local ev = evidence(sts)
+  local alerts, aset = {}, {}
+  for i, st in ipairs(sts) do
+    local sum, cnt = totals[i], 1
+    if count then
+      sum, cnt = amounts(st), totals[i]
+    elseif not single then
+      cnt = listedCount(ev, st) or call('ZCOUNT', s, d(st), '(' .. d(st + size))
+    end
+    aset[#aset + 1] = 'a' .. js(st / g)
+    aset[#aset + 1] = seqs .. ':' .. d(sum) .. ':' .. d(cnt) .. ':' .. tstr .. ':' .. idkey
+    alerts[i] = {st, sum, cnt, t, seq}
+  end
+  hset(aset)
+  return answer(1, seq, ev, alerts)
+end
+
+local results = {}
+for k = 1, n do
+  local a = first + 4 * (k - 1)
+  local h = KEYS[2 * k - 1]
+  -- A run of fewer than 4 transfers of a pair goes to Redis directly: a
+  -- cache costs more than it saves on 2 or 3 (measured).
+  local alone = h ~= H and (h ~= KEYS[2 * k + 1] or h ~= KEYS[2 * k + 3] or h ~= KEYS[2 * k + 5])
+  results[k] = apply(h, KEYS[2 * k], ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], alone)
+end
+flush()
+return results
