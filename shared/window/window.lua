@@ -430,12 +430,18 @@ local function addEvidence(set, bs, cb, hd, seqs, t, tstr, ev)
     if not direct then C[cb] = hd end
     return
   end
+  -- A lone transfer appends at once (no write is pending for the key: one
+  -- would be, had the list moved to the key in this transfer).
   local p = PE[bs]
-  if not p then
-    p = {added = {}}
-    PE[bs] = p
+  if direct and not p then
+    call('APPEND', ekey(bs), entry)
+  else
+    if not p then
+      p = {added = {}}
+      PE[bs] = p
+    end
+    p.added[#p.added + 1] = entry
   end
-  p.added[#p.added + 1] = entry
   cnt = cnt + 1
   if cnt >= 2 * cap and cnt > cap then
     -- 2*cap entries: keep the cap oldest.
@@ -444,7 +450,11 @@ local function addEvidence(set, bs, cb, hd, seqs, t, tstr, ev)
     table.sort(list, function(x, y) return x[3] < y[3] or (x[3] == y[3] and x[4] < y[4]) end)
     local parts = {}
     for k = 1, cap do parts[k] = sub(all, list[k][1], list[k][2]) end
-    p.body, p.added = concat(parts), {}
+    if p then
+      p.body, p.added = concat(parts), {}
+    else
+      call('SET', ekey(bs), concat(parts), 'KEEPTTL')
+    end
     cnt, mt = cap, list[cap][3]
     m = d(mt)
   end
