@@ -174,8 +174,18 @@ func onEngines(t *testing.T, test func(t *testing.T, rdb *redis.Client)) {
 var weirdAccounts = []string{"66", "26", "a:b", "{x}", "}{", "with space", "Zürich", "東京", "{", "a.b", "x}:h", "ÿ"}
 var plainAccounts = []string{"1", "2", "3", "4", "5", "6"}
 
-// scenarios runs every order and delivery scenario against one Redis.
+// scenarios runs every order and delivery scenario against one Redis, with
+// the default configuration and again with 2 transfers listed an alert
+// (a bucket's evidence moves from the hash to a key of its own after 3
+// entries: every path of both forms runs under every order).
 func scenarios(t *testing.T, rdb redis.UniversalClient) {
+	scenariosWith(t, rdb, defaultCfg)
+	cfg := defaultCfg
+	cfg.MaxTransactions = 2
+	t.Run("cap 2", func(t *testing.T) { scenariosWith(t, rdb, cfg) })
+}
+
+func scenariosWith(t *testing.T, rdb redis.UniversalClient, cfg window.Config) {
 	cases := []struct {
 		name     string
 		accounts []string
@@ -225,11 +235,11 @@ func scenarios(t *testing.T, rdb redis.UniversalClient) {
 			flush(t, rdb)
 			rng := rand.New(rand.NewSource(int64(42 + i)))
 			ts := stream(rng, tc.n, tc.accounts, tc.span, tc.maxCents)
-			want := reference(ts, defaultCfg)
+			want := reference(ts, cfg)
 			if tc.prepare != nil {
 				ts = tc.prepare(rng, ts)
 			}
-			s := newStore(t, rdb, defaultCfg)
+			s := newStore(t, rdb, cfg)
 			c := newCollector()
 			if tc.workers <= 1 {
 				batch := tc.batch
@@ -266,6 +276,13 @@ func scenarios(t *testing.T, rdb redis.UniversalClient) {
 				}
 			}
 			c.check(t, want)
+			for k, as := range c.alerts {
+				for _, a := range as {
+					if a.Count < 1 || len(a.Transactions) != min(cfg.MaxTransactions, a.Count) || a.Truncated != (len(a.Transactions) < a.Count) {
+						t.Errorf("%v: count %d, %d listed (cap %d), truncated %v", k, a.Count, len(a.Transactions), cfg.MaxTransactions, a.Truncated)
+					}
+				}
+			}
 			if tc.check != nil {
 				tc.check(t, rdb, s, ts)
 			}
@@ -301,8 +318,10 @@ func pruned(t *testing.T, rdb redis.UniversalClient, s *window.Store, ts []trans
 		newest[p] = max(newest[p], ms)
 	}
 	gone := 0
+	listed := map[string]bool{} // evidence keys, by the pairs' k
 	for p, used := range buckets {
-		h, err := rdb.HGetAll(ctx, s.Keys(p[0], p[1])[0]).Result()
+		hk := s.Keys(p[0], p[1])[0]
+		h, err := rdb.HGetAll(ctx, hk).Result()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -310,8 +329,16 @@ func pruned(t *testing.T, rdb redis.UniversalClient, s *window.Store, ts []trans
 		if h["lo"] != strconv.FormatInt(lo, 10) {
 			t.Errorf("pair %v: lo %q, want %d", p, h["lo"], lo)
 		}
+		if h["k"] != "" {
+			for _, b := range strings.Split(h["k"], ",") {
+				listed[strings.TrimSuffix(hk, "h")+"e"+b] = true
+				if _, ok := h["c"+b]; !ok {
+					t.Errorf("pair %v: evidence key of bucket %s without its header", p, b)
+				}
+			}
+		}
 		for f := range h {
-			if !strings.ContainsRune("vae", rune(f[0])) {
+			if !strings.ContainsRune("vaec", rune(f[0])) {
 				continue
 			}
 			b, err := strconv.ParseInt(f[1:], 10, 64)
@@ -332,6 +359,31 @@ func pruned(t *testing.T, rdb redis.UniversalClient, s *window.Store, ts []trans
 	}
 	if gone == 0 {
 		t.Error("no bucket was pruned: the stream does not test pruning")
+	}
+	// Every evidence key is listed by its pair (none left behind by pruning).
+	var keys []string
+	collect := func(ctx context.Context, c *redis.Client) error {
+		k, err := c.Keys(ctx, cfg.KeyPrefix+"*}:e*").Result()
+		keys = append(keys, k...)
+		return err
+	}
+	var err error
+	if cc, ok := rdb.(*redis.ClusterClient); ok {
+		err = cc.ForEachMaster(ctx, collect)
+	} else {
+		err = collect(ctx, rdb.(*redis.Client))
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range keys {
+		if !listed[k] {
+			t.Errorf("evidence key %s listed by no pair", k)
+		}
+		delete(listed, k)
+	}
+	for k := range listed {
+		t.Errorf("evidence key %s listed but missing", k)
 	}
 }
 
