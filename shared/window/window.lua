@@ -128,6 +128,12 @@ local ettl = format('%d', 2 * tonumber(ttl)) -- an evidence key's time to live
 -- A bucket's evidence stays in the hash (e<b>) up to this many entries, and
 -- moves to its own key with the next (see addEvidence).
 local INLINE = 8
+-- What e<b> holds while the bucket's list is in a key: a header that an
+-- earlier version of this script, reading it during a rolling upgrade,
+-- takes for a full list (it counts the window's transfers from the dedupe
+-- set, not from this list) under which it appends each entry it makes (see
+-- mergeStub).
+local STUB = format('%d', cap) .. ',99999999999999|'
 local n = tonumber(ARGV[8])
 local B0 = tonumber(ARGV[9])
 local nb = tonumber(ARGV[10])
@@ -313,9 +319,19 @@ local function evidence(sts, used)
   local got = hmget(fields)
   for i, j in ipairs(bs) do
     local k = 2 * i - 1
-    local hd = got[k]
+    local hd, es = got[k], got[k + 1]
     if type(hd) == 'table' then hd = hd[1] .. ',' .. hd[2] end
-    local v = hd and hd .. '|' .. body(js(j)) or got[k + 1]
+    local v = es
+    if hd then
+      v = hd .. '|' .. body(js(j))
+      local p = es and match(es, '|()')
+      if p and p <= #es then
+        -- Entries an earlier script appended under STUB (see mergeStub):
+        -- listed too, and the count said to be cap, so that the window is
+        -- counted from the dedupe set.
+        v = cap .. ',' .. match(hd, ',(.*)$') .. '|' .. body(js(j)) .. sub(es, p)
+      end
+    end
     if v then
       ev[#ev + 1] = j
       ev[#ev + 1] = v
@@ -468,15 +484,59 @@ end
 
 -- A bucket's evidence in the hash (es, its e<b>: "count,bound|entries")
 -- moved to an evidence key: the header to set (or the cache), the entries
--- to PE (the caller deletes e<b>). Returns the header.
-local function moveEvidence(set, bs, cb, es)
+-- to PE, e<b> to STUB. Returns the header.
+local function moveEvidence(set, bs, cb, eb, es)
   local hd, p = match(es, '^(%d+,%-?%d+)|()')
   PE[bs] = {added = {}, body = sub(es, p), new = true}
   if direct then
     set[#set + 1] = cb
     set[#set + 1] = hd
+    set[#set + 1] = eb
+    set[#set + 1] = STUB
   else
     C[cb], dirty[cb] = hd, true
+    C[eb], dirty[eb] = STUB, true
+  end
+  return hd
+end
+
+-- A bucket with its list in a key, whose e<b> (es) holds entries beyond
+-- STUB's header (an earlier script appended them during a rolling
+-- upgrade): they join the key's list (count and bound with them: the
+-- union still holds the bucket's cap oldest), e<b> goes back to STUB.
+-- Returns the header ({count, bound, bound as a number}).
+local function mergeStub(set, bs, cb, eb, hd, es)
+  local p = match(es, '|()')
+  local list = entries(es, p)
+  if type(hd) == 'string' then
+    local c, m = match(hd, '^(%d+),(%-?%d+)$')
+    hd = {tonumber(c), m, tonumber(m)}
+  end
+  local cnt, m, mt = hd[1] + #list, hd[2], hd[3]
+  for _, e in ipairs(list) do
+    if e[3] > mt then mt = e[3] end
+  end
+  if mt ~= hd[3] then m = d(mt) end
+  local add = sub(es, p)
+  local pe = PE[bs]
+  if direct and not pe then
+    call('APPEND', ekey(bs), add)
+  else
+    if not pe then
+      pe = {added = {}}
+      PE[bs] = pe
+    end
+    pe.added[#pe.added + 1] = add
+  end
+  hd = {cnt, m, mt}
+  if direct then
+    set[#set + 1] = cb
+    set[#set + 1] = cnt .. ',' .. m
+    set[#set + 1] = eb
+    set[#set + 1] = STUB
+  else
+    C[cb], dirty[cb] = hd, true
+    C[eb], dirty[eb] = STUB, true
   end
   return hd
 end
@@ -681,10 +741,11 @@ local function apply(h, s, idkey, tstr, amtstr, ev, alone)
       c = tonumber(c)
       if c >= INLINE or c + 1 >= 2 * cap then
         -- Its next entry would make the list too long for the hash.
-        hd = moveEvidence(set, bstr, cb, es)
+        hd = moveEvidence(set, bstr, cb, eb, es)
         addKey(b)
-        hdel({eb})
       end
+    elseif hd and es and sub(es, -1) ~= '|' then
+      hd = mergeStub(set, bstr, cb, eb, hd, es)
     end
     if hd then
       addEvidence(set, bstr, cb, hd, seqs, t, tstr, ev)
@@ -724,6 +785,10 @@ local function apply(h, s, idkey, tstr, amtstr, ev, alone)
           if jn < keep then
             call('DEL', ekey(j))
             PE[j] = nil
+            -- (its fields too: an earlier script may have pruned the
+            -- bucket's others and moved lo past it)
+            del[#del + 1] = 'c' .. j
+            del[#del + 1] = 'e' .. j
           else
             left = left and left .. ',' .. j or j
           end
