@@ -93,12 +93,36 @@ func (c *Consumer) Cleanup(sarama.ConsumerGroupSession) error { return nil }
 
 // ConsumeClaim handles one partition: it takes every record already waiting
 // (up to MaxBatch) as one batch, so a busy partition runs at pipeline speed
-// and a quiet one with no added latency.
+// and a quiet one with no added latency. A batch goes through two stages:
+// applied to Redis (batches in order, one at a time), then its alerts and
+// refused records delivered and its offset marked (in the same order). The
+// next batch is applied while one is delivered: a partition keeps Redis busy
+// while it waits for the sink, instead of every partition, whose batches
+// Redis serves together, waiting for it at once. A batch is marked only once
+// it and every batch before it are delivered.
 func (c *Consumer) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim) error {
 	ctx := sess.Context()
-	batch := make([]*sarama.ConsumerMessage, 0, c.MaxBatch)
+	// Applied, awaiting delivery: unbuffered, so that a partition holds at
+	// most two batches in Redis and not acknowledged (one in delivery, the
+	// next applied).
+	ready := make(chan applied)
+	stopped := make(chan struct{}) // the delivery stage ended (ctx)
+	go func() {
+		defer close(stopped)
+		for a := range ready {
+			if !c.deliver(ctx, a) {
+				return // the session ended first: a and what follows are not marked
+			}
+			sess.MarkMessage(a.batch[len(a.batch)-1], "")
+		}
+	}()
+	defer func() {
+		close(ready)
+		<-stopped
+	}()
 	for {
-		batch = batch[:0]
+		// A new slice each batch: the one before may be in delivery.
+		batch := make([]*sarama.ConsumerMessage, 0, c.MaxBatch)
 		select {
 		case m, ok := <-claim.Messages():
 			if !ok {
@@ -121,47 +145,100 @@ func (c *Consumer) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.C
 			}
 		}
 		c.Received.Add(int64(len(batch)))
-		if !c.handle(ctx, batch) {
+		a, ok := c.apply(ctx, batch)
+		if !ok {
 			return nil // the session ended before the batch was durable: not marked
 		}
-		sess.MarkMessage(batch[len(batch)-1], "")
+		select {
+		case ready <- a:
+		case <-stopped:
+			return nil
+		}
 	}
 }
 
-// handle processes a batch until it is durable, retrying faults with backoff.
-// It returns false if ctx ended first.
-func (c *Consumer) handle(ctx context.Context, batch []*sarama.ConsumerMessage) bool {
+// applied is a batch in Redis, its alerts and refused records not yet
+// delivered.
+type applied struct {
+	batch []*sarama.ConsumerMessage
+	a     detect.Applied
+}
+
+// apply decodes a batch and applies it to Redis, retrying faults with
+// backoff. It returns false if ctx ended first.
+func (c *Consumer) apply(ctx context.Context, batch []*sarama.ConsumerMessage) (applied, bool) {
 	items := make([]transfer.Item, len(batch))
 	for i, m := range batch {
 		items[i] = c.dec.Decode(m)
 	}
-	backoff := 50 * time.Millisecond
+	r := retry{c: c, batch: batch}
 	for {
-		p, err := c.Detector.Process(ctx, items)
+		a, err := c.Detector.Apply(ctx, items)
 		if err == nil {
-			err = c.deadLetter(batch, p.Results)
+			return applied{batch: batch, a: a}, true
+		}
+		if !r.wait(ctx, err) {
+			return applied{}, false
+		}
+	}
+}
+
+// deliver sends an applied batch's alerts to the sink and its refused
+// records to the dead-letter topic until both are accepted, retrying faults
+// with backoff (a record dead-lettered twice after a fault is a duplicate
+// there, as it would be after a redelivery). It returns false if ctx ended
+// first.
+func (c *Consumer) deliver(ctx context.Context, a applied) bool {
+	r := retry{c: c, batch: a.batch}
+	sent := false
+	for {
+		err := error(nil)
+		if !sent {
+			err = c.Detector.Deliver(ctx, a.a)
+			sent = err == nil
 		}
 		if err == nil {
-			c.Processed.Add(int64(len(batch)))
+			err = c.deadLetter(a.batch, a.a.Results)
+		}
+		if err == nil {
+			c.Processed.Add(int64(len(a.batch)))
 			c.Batches.Add(1)
-			c.Alerts.Add(int64(len(p.Alerts)))
+			c.Alerts.Add(int64(len(a.a.Alerts)))
 			return true
 		}
-		if ctx.Err() != nil {
-			return false // shutting down: the batch is redelivered to the next session
-		}
-		c.Faults.Add(1)
-		c.Log.Warn("batch not durable; retrying without committing", "partition", batch[0].Partition,
-			"from_offset", batch[0].Offset, "records", len(batch), "err", err, "in", backoff)
-		select {
-		case <-ctx.Done():
+		if !r.wait(ctx, err) {
 			return false
-		case <-time.After(backoff):
 		}
-		// At most 1 s: a Redis failover is over in seconds, and the
-		// partition should resume right after it.
-		backoff = min(2*backoff, time.Second)
 	}
+}
+
+// retry waits before the next attempt at a batch after a fault: 50 ms, then
+// twice as long each time up to 1 s (a Redis failover is over in seconds,
+// and the partition should resume right after it). It returns false if ctx
+// ended first.
+type retry struct {
+	c       *Consumer
+	batch   []*sarama.ConsumerMessage
+	backoff time.Duration
+}
+
+func (r *retry) wait(ctx context.Context, err error) bool {
+	if ctx.Err() != nil {
+		return false // shutting down: the batch is redelivered to the next session
+	}
+	if r.backoff == 0 {
+		r.backoff = 50 * time.Millisecond
+	}
+	r.c.Faults.Add(1)
+	r.c.Log.Warn("batch not durable; retrying without committing", "partition", r.batch[0].Partition,
+		"from_offset", r.batch[0].Offset, "records", len(r.batch), "err", err, "in", r.backoff)
+	select {
+	case <-ctx.Done():
+		return false
+	case <-time.After(r.backoff):
+	}
+	r.backoff = min(2*r.backoff, time.Second)
+	return true
 }
 
 // deadLetter copies refused records to the dead-letter topic with the reason.

@@ -87,6 +87,26 @@ type Processed struct {
 // (a redelivery is safe: transfers already counted are duplicates, and the
 // ones that fired an alert fire it again).
 func (d *Detector) Process(ctx context.Context, items []transfer.Item) (Processed, error) {
+	a, err := d.Apply(ctx, items)
+	if err != nil {
+		return a.Processed, err
+	}
+	return a.Processed, d.Deliver(ctx, a)
+}
+
+// Applied is a batch whose transfers are in Redis and whose alerts are yet
+// to be delivered (Deliver).
+type Applied struct {
+	Processed
+	events []ce.Event
+}
+
+// Apply is Process's first half: it checks the items and applies the valid
+// ones to the store. Its alerts are in the result, not yet delivered:
+// nothing may be acknowledged before Deliver succeeds. A caller may apply
+// the next batch while it delivers this one (a stream's batches are applied
+// in order; their alerts follow).
+func (d *Detector) Apply(ctx context.Context, items []transfer.Item) (Applied, error) {
 	p := Processed{Results: make([]Result, len(items))}
 	var valid []transfer.Transfer
 	var at []int
@@ -114,7 +134,7 @@ func (d *Detector) Process(ctx context.Context, items []transfer.Item) (Processe
 		p.Results[i] = r
 	}
 	if len(valid) == 0 {
-		return p, nil
+		return Applied{Processed: p}, nil
 	}
 	start := time.Now()
 	outs, err := d.Store.Apply(ctx, valid)
@@ -128,7 +148,7 @@ func (d *Detector) Process(ctx context.Context, items []transfer.Item) (Processe
 			// exact).
 			metrics.ReplicaShortfalls.Inc()
 		}
-		return p, &FaultError{Component: "redis", Err: err}
+		return Applied{Processed: p}, &FaultError{Component: "redis", Err: err}
 	}
 	var events []ce.Event
 	var byStatus [4]int // counts by window.Status, added to the metric once a batch
@@ -167,21 +187,29 @@ func (d *Detector) Process(ctx context.Context, items []transfer.Item) (Processe
 			metrics.Transfers.WithLabelValues(window.Status(st).String()).Add(float64(n))
 		}
 	}
-	if len(events) > 0 {
-		start = time.Now()
-		err := d.Sink.Send(ctx, events)
-		metrics.SinkSeconds.Observe(time.Since(start).Seconds())
-		if err != nil {
-			metrics.Errors.WithLabelValues("sink").Inc()
-			return p, &FaultError{Component: "sink", Err: err}
-		}
-		for _, a := range p.Alerts {
-			metrics.Alerts.WithLabelValues(a.Rule).Inc()
-			d.logger().Debug("fraud alert", "id", a.ID(), "rule", a.Rule, "group", a.GroupKey(),
-				"windowStart", a.WindowStart, "value", a.Value.String(), "total", a.Total.String(), "count", a.Count)
-		}
+	return Applied{Processed: p, events: events}, nil
+}
+
+// Deliver is Process's second half: it sends an applied batch's alerts to
+// the sink, and may be called again for the same batch after a fault (the
+// alerts' ids do not change).
+func (d *Detector) Deliver(ctx context.Context, a Applied) error {
+	if len(a.events) == 0 {
+		return nil
 	}
-	return p, nil
+	start := time.Now()
+	err := d.Sink.Send(ctx, a.events)
+	metrics.SinkSeconds.Observe(time.Since(start).Seconds())
+	if err != nil {
+		metrics.Errors.WithLabelValues("sink").Inc()
+		return &FaultError{Component: "sink", Err: err}
+	}
+	for _, al := range a.Alerts {
+		metrics.Alerts.WithLabelValues(al.Rule).Inc()
+		d.logger().Debug("fraud alert", "id", al.ID(), "rule", al.Rule, "group", al.GroupKey(),
+			"windowStart", al.WindowStart, "value", al.Value.String(), "total", al.Total.String(), "count", al.Count)
+	}
+	return nil
 }
 
 func (d *Detector) logger() *slog.Logger {
