@@ -427,6 +427,35 @@ local function addInline(set, eb, es, seqs, t, tstr, ev)
   set[#set + 1] = (cnt + 1) .. ',' .. m .. '|' .. sub(es, p) .. entry
 end
 
+-- Append to bucket bs's evidence key: at once for a lone transfer (no
+-- write is pending for the key: one would be, had the list moved to the
+-- key in this transfer), else in PE. Returns PE[bs] (nil when appended at
+-- once).
+local function appendKey(bs, add)
+  local p = PE[bs]
+  if direct and not p then
+    call('APPEND', ekey(bs), add)
+    return nil
+  end
+  if not p then
+    p = {added = {}}
+    PE[bs] = p
+  end
+  p.added[#p.added + 1] = add
+  return p
+end
+
+-- A key's list header hd ({count, bound, bound as a number}) to the hash's
+-- field cb: to set, or to the cache.
+local function setHeader(set, cb, hd)
+  if direct then
+    set[#set + 1] = cb
+    set[#set + 1] = hd[1] .. ',' .. hd[2]
+  else
+    C[cb], dirty[cb] = hd, true
+  end
+end
+
 -- A longer list is in the bucket's evidence key, its header the hash's
 -- field c<b> (cb, value hd): addEvidence adds to it, appending the entry to
 -- the key (PE) and the header change to set (or the cache).
@@ -446,18 +475,7 @@ local function addEvidence(set, bs, cb, hd, seqs, t, tstr, ev)
     if not direct then C[cb] = hd end
     return
   end
-  -- A lone transfer appends at once (no write is pending for the key: one
-  -- would be, had the list moved to the key in this transfer).
-  local p = PE[bs]
-  if direct and not p then
-    call('APPEND', ekey(bs), entry)
-  else
-    if not p then
-      p = {added = {}}
-      PE[bs] = p
-    end
-    p.added[#p.added + 1] = entry
-  end
+  local p = appendKey(bs, entry)
   cnt = cnt + 1
   if cnt >= 2 * cap and cnt > cap then
     -- 2*cap entries: keep the cap oldest.
@@ -474,12 +492,7 @@ local function addEvidence(set, bs, cb, hd, seqs, t, tstr, ev)
     cnt, mt = cap, list[cap][3]
     m = d(mt)
   end
-  if direct then
-    set[#set + 1] = cb
-    set[#set + 1] = cnt .. ',' .. m
-  else
-    C[cb], dirty[cb] = {cnt, m, mt}, true
-  end
+  setHeader(set, cb, {cnt, m, mt})
 end
 
 -- A bucket's evidence in the hash (es, its e<b>: "count,bound|entries")
@@ -517,25 +530,13 @@ local function mergeStub(set, bs, cb, eb, hd, es)
     if e[3] > mt then mt = e[3] end
   end
   if mt ~= hd[3] then m = d(mt) end
-  local add = sub(es, p)
-  local pe = PE[bs]
-  if direct and not pe then
-    call('APPEND', ekey(bs), add)
-  else
-    if not pe then
-      pe = {added = {}}
-      PE[bs] = pe
-    end
-    pe.added[#pe.added + 1] = add
-  end
+  appendKey(bs, sub(es, p))
   hd = {cnt, m, mt}
+  setHeader(set, cb, hd)
   if direct then
-    set[#set + 1] = cb
-    set[#set + 1] = cnt .. ',' .. m
     set[#set + 1] = eb
     set[#set + 1] = STUB
   else
-    C[cb], dirty[cb] = hd, true
     C[eb], dirty[eb] = STUB, true
   end
   return hd
