@@ -745,7 +745,7 @@ local function apply(h, s, idkey, tstr, amtstr, ev, alone)
         hd = moveEvidence(set, bstr, cb, eb, es)
         addKey(b)
       end
-    elseif hd and es and sub(es, -1) ~= '|' then
+    elseif hd and es and es ~= STUB then -- (interned strings: one comparison)
       hd = mergeStub(set, bstr, cb, eb, hd, es)
     end
     if hd then
