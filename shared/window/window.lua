@@ -114,8 +114,7 @@
 
 -- Locals for the globals used per transfer (a global costs a table lookup).
 local call, floor, tonumber, unpack = redis.call, math.floor, tonumber, unpack
-local match, sub, format, gsub, gmatch = string.match, string.sub, string.format, string.gsub, string.gmatch
-local concat = table.concat
+local match, sub, format, gsub = string.match, string.sub, string.format, string.gsub
 
 local thr = tonumber(ARGV[1])
 local size = tonumber(ARGV[2])
@@ -124,16 +123,6 @@ local g = tonumber(ARGV[4])
 local late = tonumber(ARGV[5])
 local cap = tonumber(ARGV[6])
 local ttl = ARGV[7]
-local ettl = format('%d', 2 * tonumber(ttl)) -- an evidence key's time to live
--- A bucket's evidence stays in the hash (e<b>) up to this many entries, and
--- moves to its own key with the next (see addEvidence).
-local INLINE = 8
--- What e<b> holds while the bucket's list is in a key: a header that an
--- earlier version of this script, reading it during a rolling upgrade,
--- takes for a full list (it counts the window's transfers from the dedupe
--- set, not from this list) under which it appends each entry it makes (see
--- mergeStub).
-local STUB = format('%d', cap) .. ',99999999999999|'
 local n = tonumber(ARGV[8])
 local B0 = tonumber(ARGV[9])
 local nb = tonumber(ARGV[10])
@@ -171,22 +160,21 @@ end
 -- written by flush too, in either case: {added = {entries}, body = the
 -- whole list before them when rewritten, new = the key is created}.
 local H, C, dirty, whole, expireH, direct, PE
-
--- The evidence key of the current pair's bucket bs (in decimal).
-local function ekey(bs)
-  return sub(H, 1, -2) .. 'e' .. bs
-end
+local KF, keyForm -- the helpers of lists in keys (see keyForm)
 
 local function flush()
   if not H then return end
-  for b, p in pairs(PE) do
-    local add = concat(p.added)
-    if p.new then
-      call('SET', ekey(b), (p.body or '') .. add, 'PX', ettl)
-    elseif p.body then
-      call('SET', ekey(b), p.body .. add, 'KEEPTTL')
-    elseif add ~= '' then
-      call('APPEND', ekey(b), add)
+  if PE then
+    local K = KF
+    for b, p in pairs(PE) do
+      local add = table.concat(p.added)
+      if p.new then
+        call('SET', K.ekey(b), (p.body or '') .. add, 'PX', K.ettl)
+      elseif p.body then
+        call('SET', K.ekey(b), p.body .. add, 'KEEPTTL')
+      elseif add ~= '' then
+        call('APPEND', K.ekey(b), add)
+      end
     end
   end
   if not direct then
@@ -212,7 +200,7 @@ end
 local function use(h, alone)
   if h == H then return end
   flush()
-  H, whole, expireH, direct, PE = h, false, false, alone, {}
+  H, whole, expireH, direct, PE = h, false, false, alone, nil
   if not alone then C, dirty = {}, {} end
 end
 
@@ -289,15 +277,6 @@ local function windows(x)
   return ws
 end
 
--- The entries of bucket bs's evidence key, with those added in this call.
-local function body(bs)
-  local p = PE[bs]
-  if p and (p.new or p.body) then return (p.body or '') .. concat(p.added) end
-  local es = call('GET', ekey(bs)) or ''
-  if p then es = es .. concat(p.added) end
-  return es
-end
-
 -- The evidence of the buckets of the windows starting at sts (newest
 -- first): {b, "count,bound|entries", ...} for every bucket b of those
 -- windows that has any, each listed once however many of the windows hold
@@ -323,6 +302,7 @@ local function evidence(sts, used)
     if type(hd) == 'table' then hd = hd[1] .. ',' .. hd[2] end
     local v = es
     if hd then
+      local body = keyForm().body
       v = hd .. '|' .. body(js(j))
       local p = es and match(es, '|()')
       if p and p <= #es then
@@ -427,121 +407,6 @@ local function addInline(set, eb, es, seqs, t, tstr, ev)
   set[#set + 1] = (cnt + 1) .. ',' .. m .. '|' .. sub(es, p) .. entry
 end
 
--- Append to bucket bs's evidence key: at once for a lone transfer (no
--- write is pending for the key: one would be, had the list moved to the
--- key in this transfer), else in PE. Returns PE[bs] (nil when appended at
--- once).
-local function appendKey(bs, add)
-  local p = PE[bs]
-  if direct and not p then
-    call('APPEND', ekey(bs), add)
-    return nil
-  end
-  if not p then
-    p = {added = {}}
-    PE[bs] = p
-  end
-  p.added[#p.added + 1] = add
-  return p
-end
-
--- A key's list header hd ({count, bound, bound as a number}) to the hash's
--- field cb: to set, or to the cache.
-local function setHeader(set, cb, hd)
-  if direct then
-    set[#set + 1] = cb
-    set[#set + 1] = hd[1] .. ',' .. hd[2]
-  else
-    C[cb], dirty[cb] = hd, true
-  end
-end
-
--- A longer list is in the bucket's evidence key, its header the hash's
--- field c<b> (cb, value hd): addEvidence adds to it, appending the entry to
--- the key (PE) and the header change to set (or the cache).
-local function addEvidence(set, bs, cb, hd, seqs, t, tstr, ev)
-  local entry = seqs .. ',' .. tstr .. ',' .. ev
-  -- In the cache a header is kept as {count, bound, bound as a number}
-  -- (written back as a string by flush): parsed once a call, not at each
-  -- transfer.
-  if type(hd) == 'string' then
-    local c, m = match(hd, '^(%d+),(%-?%d+)$')
-    hd = {tonumber(c), m, tonumber(m)}
-  end
-  local cnt, m, mt = hd[1], hd[2], hd[3]
-  if cnt < cap then
-    if t > mt then m, mt = tstr, t end
-  elseif t >= mt then
-    if not direct then C[cb] = hd end
-    return
-  end
-  local p = appendKey(bs, entry)
-  cnt = cnt + 1
-  if cnt >= 2 * cap and cnt > cap then
-    -- 2*cap entries: keep the cap oldest.
-    local all = body(bs)
-    local list = entries(all, 1)
-    table.sort(list, function(x, y) return x[3] < y[3] or (x[3] == y[3] and x[4] < y[4]) end)
-    local parts = {}
-    for k = 1, cap do parts[k] = sub(all, list[k][1], list[k][2]) end
-    if p then
-      p.body, p.added = concat(parts), {}
-    else
-      call('SET', ekey(bs), concat(parts), 'KEEPTTL')
-    end
-    cnt, mt = cap, list[cap][3]
-    m = d(mt)
-  end
-  setHeader(set, cb, {cnt, m, mt})
-end
-
--- A bucket's evidence in the hash (es, its e<b>: "count,bound|entries")
--- moved to an evidence key: the header to set (or the cache), the entries
--- to PE, e<b> to STUB. Returns the header.
-local function moveEvidence(set, bs, cb, eb, es)
-  local hd, p = match(es, '^(%d+,%-?%d+)|()')
-  PE[bs] = {added = {}, body = sub(es, p), new = true}
-  if direct then
-    set[#set + 1] = cb
-    set[#set + 1] = hd
-    set[#set + 1] = eb
-    set[#set + 1] = STUB
-  else
-    C[cb], dirty[cb] = hd, true
-    C[eb], dirty[eb] = STUB, true
-  end
-  return hd
-end
-
--- A bucket with its list in a key, whose e<b> (es) holds entries beyond
--- STUB's header (an earlier script appended them during a rolling
--- upgrade): they join the key's list (count and bound with them: the
--- union still holds the bucket's cap oldest), e<b> goes back to STUB.
--- Returns the header ({count, bound, bound as a number}).
-local function mergeStub(set, bs, cb, eb, hd, es)
-  local p = match(es, '|()')
-  local list = entries(es, p)
-  if type(hd) == 'string' then
-    local c, m = match(hd, '^(%d+),(%-?%d+)$')
-    hd = {tonumber(c), m, tonumber(m)}
-  end
-  local cnt, m, mt = hd[1] + #list, hd[2], hd[3]
-  for _, e in ipairs(list) do
-    if e[3] > mt then mt = e[3] end
-  end
-  if mt ~= hd[3] then m = d(mt) end
-  appendKey(bs, sub(es, p))
-  hd = {cnt, m, mt}
-  setHeader(set, cb, hd)
-  if direct then
-    set[#set + 1] = eb
-    set[#set + 1] = STUB
-  else
-    C[eb], dirty[eb] = STUB, true
-  end
-  return hd
-end
-
 -- The pair's list of buckets with an evidence key (field k) as this
 -- transfer leaves it: read when first needed (KL; klChanged when changed).
 local KL, klRead, klChanged
@@ -553,42 +418,192 @@ local function keyList()
   return KL
 end
 
-local function addKey(j)
-  local kl = keyList()
-  KL, klChanged = kl and kl .. ',' .. js(j) or js(j), true
-end
+-- The helpers of a bucket's list in a key, made when a call first needs
+-- one (KF): a script's functions are closures made again at every call,
+-- and most calls (a pair's first transfer, short lists) need none of these.
+function keyForm()
+  if KF then return KF end
+  local concat, gmatch = table.concat, string.gmatch
+  local ettl = format('%d', 2 * tonumber(ttl)) -- an evidence key's time to live
+  -- What e<b> holds while the bucket's list is in a key: a header that an
+  -- earlier version of this script, reading it during a rolling upgrade,
+  -- takes for a full list (it counts the window's transfers from the dedupe
+  -- set, not from this list) under which it appends each entry it makes (see
+  -- mergeStub).
+  local STUB = format('%d', cap) .. ',99999999999999|'
 
--- Push out the expiry of the pair's evidence keys (the buckets listed in
--- kl) to 2*ttl from now when their last push was more than ttl/2 ago (x,
--- Redis time in ms), so that each outlives the pair's hash, whose expiry
--- is ttl from its last refresh: a key's expiry is at least x + 2*ttl (a key
--- made since, later still), over now + 1.5*ttl while x is recent. Called
--- where the hash's expiry is refreshed; a pair's keys cost one PEXPIRE each
--- in ttl/2, not one a transfer.
-local function refreshKeys(set)
-  local kl = keyList()
-  if not kl then return end
-  -- Keys all made in this call (the pair's first) have their full time.
-  local fresh = true
-  for j in gmatch(kl, '[^,]+') do
-    local p = PE[j]
-    if not (p and p.new) then
-      fresh = false
-      break
+  -- The evidence key of the current pair's bucket bs (in decimal).
+  local function ekey(bs)
+    return sub(H, 1, -2) .. 'e' .. bs
+  end
+
+  -- The entries of bucket bs's evidence key, with those added in this call.
+  local function body(bs)
+    local p = PE and PE[bs]
+    if p and (p.new or p.body) then return (p.body or '') .. concat(p.added) end
+    local es = call('GET', ekey(bs)) or ''
+    if p then es = es .. concat(p.added) end
+    return es
+  end
+
+  -- Append to bucket bs's evidence key: at once for a lone transfer (no
+  -- write is pending for the key: one would be, had the list moved to the
+  -- key in this transfer), else in PE. Returns PE[bs] (nil when appended at
+  -- once).
+  local function appendKey(bs, add)
+    PE = PE or {}
+    local p = PE[bs]
+    if direct and not p then
+      call('APPEND', ekey(bs), add)
+      return nil
+    end
+    if not p then
+      p = {added = {}}
+      PE[bs] = p
+    end
+    p.added[#p.added + 1] = add
+    return p
+  end
+
+  -- A key's list header hd ({count, bound, bound as a number}) to the hash's
+  -- field cb: to set, or to the cache.
+  local function setHeader(set, cb, hd)
+    if direct then
+      set[#set + 1] = cb
+      set[#set + 1] = hd[1] .. ',' .. hd[2]
+    else
+      C[cb], dirty[cb] = hd, true
     end
   end
-  if fresh then return end
-  local x = hmget({'x'})[1]
-  local tm = call('TIME')
-  local now = tonumber(tm[1]) * 1000 + floor(tonumber(tm[2]) / 1000)
-  local half = tonumber(ttl) / 2
-  x = x and tonumber(x)
-  if x and now - x <= half and x - now <= half then return end
-  for j in gmatch(kl, '[^,]+') do
-    call('PEXPIRE', ekey(j), ettl)
+
+  -- A longer list is in the bucket's evidence key, its header the hash's
+  -- field c<b> (cb, value hd): addEvidence adds to it, appending the entry to
+  -- the key (PE) and the header change to set (or the cache).
+  local function addEvidence(set, bs, cb, hd, seqs, t, tstr, ev)
+    local entry = seqs .. ',' .. tstr .. ',' .. ev
+    -- In the cache a header is kept as {count, bound, bound as a number}
+    -- (written back as a string by flush): parsed once a call, not at each
+    -- transfer.
+    if type(hd) == 'string' then
+      local c, m = match(hd, '^(%d+),(%-?%d+)$')
+      hd = {tonumber(c), m, tonumber(m)}
+    end
+    local cnt, m, mt = hd[1], hd[2], hd[3]
+    if cnt < cap then
+      if t > mt then m, mt = tstr, t end
+    elseif t >= mt then
+      if not direct then C[cb] = hd end
+      return
+    end
+    local p = appendKey(bs, entry)
+    cnt = cnt + 1
+    if cnt >= 2 * cap and cnt > cap then
+      -- 2*cap entries: keep the cap oldest.
+      local all = body(bs)
+      local list = entries(all, 1)
+      table.sort(list, function(x, y) return x[3] < y[3] or (x[3] == y[3] and x[4] < y[4]) end)
+      local parts = {}
+      for k = 1, cap do parts[k] = sub(all, list[k][1], list[k][2]) end
+      if p then
+        p.body, p.added = concat(parts), {}
+      else
+        call('SET', ekey(bs), concat(parts), 'KEEPTTL')
+      end
+      cnt, mt = cap, list[cap][3]
+      m = d(mt)
+    end
+    setHeader(set, cb, {cnt, m, mt})
   end
-  set[#set + 1] = 'x'
-  set[#set + 1] = d(now)
+
+  -- A bucket's evidence in the hash (es, its e<b>: "count,bound|entries")
+  -- moved to an evidence key: the header to set (or the cache), the entries
+  -- to PE, e<b> to STUB. Returns the header.
+  local function moveEvidence(set, bs, cb, eb, es)
+    local hd, p = match(es, '^(%d+,%-?%d+)|()')
+    PE = PE or {}
+    PE[bs] = {added = {}, body = sub(es, p), new = true}
+    if direct then
+      set[#set + 1] = cb
+      set[#set + 1] = hd
+      set[#set + 1] = eb
+      set[#set + 1] = STUB
+    else
+      C[cb], dirty[cb] = hd, true
+      C[eb], dirty[eb] = STUB, true
+    end
+    return hd
+  end
+
+  -- A bucket with its list in a key, whose e<b> (es) holds entries beyond
+  -- STUB's header (an earlier script appended them during a rolling
+  -- upgrade): they join the key's list (count and bound with them: the
+  -- union still holds the bucket's cap oldest), e<b> goes back to STUB.
+  -- Returns the header ({count, bound, bound as a number}).
+  local function mergeStub(set, bs, cb, eb, hd, es)
+    local p = match(es, '|()')
+    local list = entries(es, p)
+    if type(hd) == 'string' then
+      local c, m = match(hd, '^(%d+),(%-?%d+)$')
+      hd = {tonumber(c), m, tonumber(m)}
+    end
+    local cnt, m, mt = hd[1] + #list, hd[2], hd[3]
+    for _, e in ipairs(list) do
+      if e[3] > mt then mt = e[3] end
+    end
+    if mt ~= hd[3] then m = d(mt) end
+    appendKey(bs, sub(es, p))
+    hd = {cnt, m, mt}
+    setHeader(set, cb, hd)
+    if direct then
+      set[#set + 1] = eb
+      set[#set + 1] = STUB
+    else
+      C[eb], dirty[eb] = STUB, true
+    end
+    return hd
+  end
+
+  local function addKey(j)
+    local kl = keyList()
+    KL, klChanged = kl and kl .. ',' .. js(j) or js(j), true
+  end
+
+  -- Push out the expiry of the pair's evidence keys (the buckets listed in
+  -- kl) to 2*ttl from now when their last push was more than ttl/2 ago (x,
+  -- Redis time in ms), so that each outlives the pair's hash, whose expiry
+  -- is ttl from its last refresh: a key's expiry is at least x + 2*ttl (a key
+  -- made since, later still), over now + 1.5*ttl while x is recent. Called
+  -- where the hash's expiry is refreshed; a pair's keys cost one PEXPIRE each
+  -- in ttl/2, not one a transfer.
+  local function refreshKeys(set)
+    local kl = keyList()
+    if not kl then return end
+    -- Keys all made in this call (the pair's first) have their full time.
+    local fresh = true
+    for j in gmatch(kl, '[^,]+') do
+      local p = PE and PE[j]
+      if not (p and p.new) then
+        fresh = false
+        break
+      end
+    end
+    if fresh then return end
+    local x = hmget({'x'})[1]
+    local tm = call('TIME')
+    local now = tonumber(tm[1]) * 1000 + floor(tonumber(tm[2]) / 1000)
+    local half = tonumber(ttl) / 2
+    x = x and tonumber(x)
+    if x and now - x <= half and x - now <= half then return end
+    for j in gmatch(kl, '[^,]+') do
+      call('PEXPIRE', ekey(j), ettl)
+    end
+    set[#set + 1] = 'x'
+    set[#set + 1] = d(now)
+  end
+
+  KF = {ekey = ekey, body = body, addEvidence = addEvidence, moveEvidence = moveEvidence,
+    mergeStub = mergeStub, addKey = addKey, refreshKeys = refreshKeys, STUB = STUB, ettl = ettl}
+  return KF
 end
 
 -- The alert of the window starting at st if transfer idkey fired it.
@@ -740,16 +755,20 @@ local function apply(h, s, idkey, tstr, amtstr, ev, alone)
     if not hd and es then
       local c = match(es, '^(%d+),') -- never tonumber(match(...)): see the header
       c = tonumber(c)
-      if c >= INLINE or c + 1 >= 2 * cap then
+      -- A bucket's evidence stays in the hash (e<b>) up to 8 entries (INLINE
+      -- in the comments; a literal: each upvalue costs every call), and
+      -- moves to its own key with the next.
+      if c >= 8 or c + 1 >= 2 * cap then
         -- Its next entry would make the list too long for the hash.
-        hd = moveEvidence(set, bstr, cb, eb, es)
-        addKey(b)
+        local K = keyForm()
+        hd = K.moveEvidence(set, bstr, cb, eb, es)
+        K.addKey(b)
       end
-    elseif hd and es and es ~= STUB then -- (interned strings: one comparison)
-      hd = mergeStub(set, bstr, cb, eb, hd, es)
+    elseif hd and es and es ~= keyForm().STUB then -- (interned strings: one comparison)
+      hd = KF.mergeStub(set, bstr, cb, eb, hd, es)
     end
     if hd then
-      addEvidence(set, bstr, cb, hd, seqs, t, tstr, ev)
+      keyForm().addEvidence(set, bstr, cb, hd, seqs, t, tstr, ev)
     else
       addInline(set, eb, es, seqs, t, tstr, ev)
     end
@@ -781,11 +800,11 @@ local function apply(h, s, idkey, tstr, amtstr, ev, alone)
       local kl = keyList()
       if kl then
         local left
-        for j in gmatch(kl, '[^,]+') do
+        for j in string.gmatch(kl, '[^,]+') do
           local jn = tonumber(j)
           if jn < keep then
-            call('DEL', ekey(j))
-            PE[j] = nil
+            call('DEL', keyForm().ekey(j))
+            if PE then PE[j] = nil end
             -- (its fields too: an earlier script may have pruned the
             -- bucket's others and moved lo past it)
             del[#del + 1] = 'c' .. j
@@ -821,7 +840,7 @@ local function apply(h, s, idkey, tstr, amtstr, ev, alone)
   elseif created or b > floor(newest / g) or seq % 64 == 1 then
     expireH = true
     call('PEXPIRE', s, ttl)
-    refreshKeys(set)
+    if keyList() then keyForm().refreshKeys(set) end
   end
   if klChanged then
     if KL then
