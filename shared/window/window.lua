@@ -133,14 +133,6 @@ local count = ARGV[#ARGV] == 'count' -- the aggregate: transfers counted, not su
 
 local function d(x) return format('%d', x) end
 
--- A sorted-set score (ZSCORE) as a number. Redis prints an integer score in
--- plain digits; the embedded Redis prints a score of a million or more with
--- an exponent ("1.5007716e+12", "2e+12"), and its tonumber reads an exponent
--- only after a '.' (see the header).
-local function score(s)
-  return tonumber(s) or tonumber((gsub(s, 'e', '.0e', 1)))
-end
-
 -- The decimal form of bucket index j: from ARGV when the caller sent it.
 local function js(j)
   local k = j - B0
@@ -250,130 +242,6 @@ local function hdel(fields)
   end
 end
 
--- Every field of the hash.
-local function hkeys()
-  if direct then return call('HKEYS', H) end
-  local out = {}
-  if not whole then
-    for _, f in ipairs(call('HKEYS', H)) do
-      if C[f] == nil then out[#out + 1] = f end
-    end
-  end
-  for f, v in pairs(C) do
-    if v then out[#out + 1] = f end
-  end
-  return out
-end
-
--- The windows [st, st+size) holding time x, newest start first: st is a
--- multiple of slide with x - size < st <= x.
-local function windows(x)
-  local ws = {}
-  local st = floor(x / slide) * slide
-  while st > x - size do
-    ws[#ws + 1] = st
-    st = st - slide
-  end
-  return ws
-end
-
--- The evidence of the buckets of the windows starting at sts (newest
--- first): {b, "count,bound|entries", ...} for every bucket b of those
--- windows that has any, each listed once however many of the windows hold
--- it (from its e<b>, or its c<b> and evidence key).
--- used(j), when given, says whether bucket j may have any (a total).
-local function evidence(sts, used)
-  local ev = {}
-  if cap == 0 then return ev end
-  local lo, hi = sts[#sts] / g, sts[1] / g + span - 1
-  local fields, bs = {}, {}
-  for j = lo, hi do
-    if not used or used(j) then
-      local jstr = js(j)
-      bs[#bs + 1] = j
-      fields[#fields + 1] = 'c' .. jstr
-      fields[#fields + 1] = 'e' .. jstr
-    end
-  end
-  local got = hmget(fields)
-  for i, j in ipairs(bs) do
-    local k = 2 * i - 1
-    local hd, es = got[k], got[k + 1]
-    if type(hd) == 'table' then hd = hd[1] .. ',' .. hd[2] end
-    local v = es
-    if hd then
-      local body = keyForm().body
-      v = hd .. '|' .. body(js(j))
-      local p = es and match(es, '|()')
-      if p and p <= #es then
-        -- Entries an earlier script appended under STUB (see mergeStub):
-        -- listed too, and the count said to be cap, so that the window is
-        -- counted from the dedupe set.
-        v = cap .. ',' .. match(hd, ',(.*)$') .. '|' .. body(js(j)) .. sub(es, p)
-      end
-    end
-    if v then
-      ev[#ev + 1] = j
-      ev[#ev + 1] = v
-    end
-  end
-  return ev
-end
-
--- With aggregate count, the sum of the amounts of the window starting at st.
-local function amounts(st)
-  local b = st / g
-  local fields = {}
-  for j = 0, span - 1 do fields[#fields + 1] = 'm' .. js(b + j) end
-  local sum = 0
-  for _, v in ipairs(hmget(fields)) do
-    if v then sum = sum + tonumber(v) end
-  end
-  return sum
-end
-
--- The answer of a transfer that fired (or fires again) alerts:
--- {status, info, evidence, alert...}.
-local function answer(status, info, ev, alerts)
-  local out = {status, info, ev}
-  for _, a in ipairs(alerts) do out[#out + 1] = a end
-  return out
-end
-
--- The count of transfers of the window starting at st from the evidence of
--- its buckets, when each lists all of its bucket's (fewer than cap): else
--- nil (always with cap 0: no bucket lists any, and a bucket absent from ev
--- is not known to be empty).
-local function listedCount(ev, st)
-  if cap == 0 then return nil end
-  local b0 = st / g
-  local n = 0
-  for k = 1, #ev, 2 do
-    local b = ev[k]
-    if b >= b0 and b < b0 + span then
-      local c = match(ev[k + 1], '^(%d+),') -- never tonumber(match(...)): see the header
-      c = c and tonumber(c)
-      if not c or c >= cap then return nil end
-      n = n + c
-    end
-  end
-  return n
-end
-
--- The entries of an evidence string from position pos: {start, stop, time,
--- seq} each.
-local function entries(es, pos)
-  local out = {}
-  while pos <= #es do
-    local a, b, seq, tm, len = string.find(es, '^(%d+),(%-?%d+),%d+,(%d+):', pos)
-    if not a then break end
-    local stop = b + tonumber(len)
-    out[#out + 1] = {pos, stop, tonumber(tm), tonumber(seq)}
-    pos = stop + 1
-  end
-  return out
-end
-
 -- A bucket's evidence: "count,bound" (entries listed, an event time no
 -- entry is newer than) and the entries. They always include the cap
 -- oldest of the bucket by (time, seq), and maybe a few more (the caller
@@ -418,12 +286,155 @@ local function keyList()
   return KL
 end
 
--- The helpers of a bucket's list in a key, made when a call first needs
--- one (KF): a script's functions are closures made again at every call,
--- and most calls (a pair's first transfer, short lists) need none of these.
+-- The helpers off the common path (alerts, duplicates, lists in keys, far
+-- pruning), made when a call first needs one (KF): a script's functions are
+-- closures made again at every call (some 0.1 µs each, 1 µs for one that
+-- reads 40 locals of the script), and most calls (a pair's first transfer,
+-- a warm one that fires nothing) need none of them.
 function keyForm()
   if KF then return KF end
+  -- (declared first: they call one another in any order)
+  local ekey, body, appendKey, setHeader, addEvidence, moveEvidence, mergeStub, addKey, refreshKeys
+  local score, windows, evidence, amounts, answer, listedCount, entries, refire, hkeys
   local concat, gmatch = table.concat, string.gmatch
+
+  -- A sorted-set score (ZSCORE) as a number. Redis prints an integer score in
+  -- plain digits; the embedded Redis prints a score of a million or more with
+  -- an exponent ("1.5007716e+12", "2e+12"), and its tonumber reads an exponent
+  -- only after a '.' (see the header).
+  function score(s)
+    return tonumber(s) or tonumber((gsub(s, 'e', '.0e', 1)))
+  end
+
+  -- The windows [st, st+size) holding time x, newest start first: st is a
+  -- multiple of slide with x - size < st <= x.
+  function windows(x)
+    local ws = {}
+    local st = floor(x / slide) * slide
+    while st > x - size do
+      ws[#ws + 1] = st
+      st = st - slide
+    end
+    return ws
+  end
+
+  -- The evidence of the buckets of the windows starting at sts (newest
+  -- first): {b, "count,bound|entries", ...} for every bucket b of those
+  -- windows that has any, each listed once however many of the windows hold
+  -- it (from its e<b>, or its c<b> and evidence key).
+  -- used(j), when given, says whether bucket j may have any (a total).
+  function evidence(sts, used)
+    local ev = {}
+    if cap == 0 then return ev end
+    local lo, hi = sts[#sts] / g, sts[1] / g + span - 1
+    local fields, bs = {}, {}
+    for j = lo, hi do
+      if not used or used(j) then
+        local jstr = js(j)
+        bs[#bs + 1] = j
+        fields[#fields + 1] = 'c' .. jstr
+        fields[#fields + 1] = 'e' .. jstr
+      end
+    end
+    local got = hmget(fields)
+    for i, j in ipairs(bs) do
+      local k = 2 * i - 1
+      local hd, es = got[k], got[k + 1]
+      if type(hd) == 'table' then hd = hd[1] .. ',' .. hd[2] end
+      local v = es
+      if hd then
+        v = hd .. '|' .. body(js(j))
+        local p = es and match(es, '|()')
+        if p and p <= #es then
+          -- Entries an earlier script appended under STUB (see mergeStub):
+          -- listed too, and the count said to be cap, so that the window is
+          -- counted from the dedupe set.
+          v = cap .. ',' .. match(hd, ',(.*)$') .. '|' .. body(js(j)) .. sub(es, p)
+        end
+      end
+      if v then
+        ev[#ev + 1] = j
+        ev[#ev + 1] = v
+      end
+    end
+    return ev
+  end
+
+  -- With aggregate count, the sum of the amounts of the window starting at st.
+  function amounts(st)
+    local b = st / g
+    local fields = {}
+    for j = 0, span - 1 do fields[#fields + 1] = 'm' .. js(b + j) end
+    local sum = 0
+    for _, v in ipairs(hmget(fields)) do
+      if v then sum = sum + tonumber(v) end
+    end
+    return sum
+  end
+
+  -- The answer of a transfer that fired (or fires again) alerts:
+  -- {status, info, evidence, alert...}.
+  function answer(status, info, ev, alerts)
+    local out = {status, info, ev}
+    for _, a in ipairs(alerts) do out[#out + 1] = a end
+    return out
+  end
+
+  -- The count of transfers of the window starting at st from the evidence of
+  -- its buckets, when each lists all of its bucket's (fewer than cap): else
+  -- nil (always with cap 0: no bucket lists any, and a bucket absent from ev
+  -- is not known to be empty).
+  function listedCount(ev, st)
+    if cap == 0 then return nil end
+    local b0 = st / g
+    local n = 0
+    for k = 1, #ev, 2 do
+      local b = ev[k]
+      if b >= b0 and b < b0 + span then
+        local c = match(ev[k + 1], '^(%d+),') -- never tonumber(match(...)): see the header
+        c = c and tonumber(c)
+        if not c or c >= cap then return nil end
+        n = n + c
+      end
+    end
+    return n
+  end
+
+  -- The entries of an evidence string from position pos: {start, stop, time,
+  -- seq} each.
+  function entries(es, pos)
+    local out = {}
+    while pos <= #es do
+      local a, b, seq, tm, len = string.find(es, '^(%d+),(%-?%d+),%d+,(%d+):', pos)
+      if not a then break end
+      local stop = b + tonumber(len)
+      out[#out + 1] = {pos, stop, tonumber(tm), tonumber(seq)}
+      pos = stop + 1
+    end
+    return out
+  end
+
+  -- The alert of the window starting at st if transfer idkey fired it.
+  function refire(st, rec, key)
+    local seq, total, cnt, ft, who = match(rec, '^(%d+):(%d+):(%d+):(%-?%d+):(.*)$')
+    if who ~= key then return nil end
+    return {st, tonumber(total), tonumber(cnt), tonumber(ft), tonumber(seq)}
+  end
+
+  -- Every field of the hash.
+  function hkeys()
+    if direct then return call('HKEYS', H) end
+    local out = {}
+    if not whole then
+      for _, f in ipairs(call('HKEYS', H)) do
+        if C[f] == nil then out[#out + 1] = f end
+      end
+    end
+    for f, v in pairs(C) do
+      if v then out[#out + 1] = f end
+    end
+    return out
+  end
   local ettl = format('%d', 2 * tonumber(ttl)) -- an evidence key's time to live
   -- What e<b> holds while the bucket's list is in a key: a header that an
   -- earlier version of this script, reading it during a rolling upgrade,
@@ -433,12 +444,12 @@ function keyForm()
   local STUB = format('%d', cap) .. ',99999999999999|'
 
   -- The evidence key of the current pair's bucket bs (in decimal).
-  local function ekey(bs)
+  function ekey(bs)
     return sub(H, 1, -2) .. 'e' .. bs
   end
 
   -- The entries of bucket bs's evidence key, with those added in this call.
-  local function body(bs)
+  function body(bs)
     local p = PE and PE[bs]
     if p and (p.new or p.body) then return (p.body or '') .. concat(p.added) end
     local es = call('GET', ekey(bs)) or ''
@@ -450,7 +461,7 @@ function keyForm()
   -- write is pending for the key: one would be, had the list moved to the
   -- key in this transfer), else in PE. Returns PE[bs] (nil when appended at
   -- once).
-  local function appendKey(bs, add)
+  function appendKey(bs, add)
     PE = PE or {}
     local p = PE[bs]
     if direct and not p then
@@ -467,7 +478,7 @@ function keyForm()
 
   -- A key's list header hd ({count, bound, bound as a number}) to the hash's
   -- field cb: to set, or to the cache.
-  local function setHeader(set, cb, hd)
+  function setHeader(set, cb, hd)
     if direct then
       set[#set + 1] = cb
       set[#set + 1] = hd[1] .. ',' .. hd[2]
@@ -479,7 +490,7 @@ function keyForm()
   -- A longer list is in the bucket's evidence key, its header the hash's
   -- field c<b> (cb, value hd): addEvidence adds to it, appending the entry to
   -- the key (PE) and the header change to set (or the cache).
-  local function addEvidence(set, bs, cb, hd, seqs, t, tstr, ev)
+  function addEvidence(set, bs, cb, hd, seqs, t, tstr, ev)
     local entry = seqs .. ',' .. tstr .. ',' .. ev
     -- In the cache a header is kept as {count, bound, bound as a number}
     -- (written back as a string by flush): parsed once a call, not at each
@@ -518,7 +529,7 @@ function keyForm()
   -- A bucket's evidence in the hash (es, its e<b>: "count,bound|entries")
   -- moved to an evidence key: the header to set (or the cache), the entries
   -- to PE, e<b> to STUB. Returns the header.
-  local function moveEvidence(set, bs, cb, eb, es)
+  function moveEvidence(set, bs, cb, eb, es)
     local hd, p = match(es, '^(%d+,%-?%d+)|()')
     PE = PE or {}
     PE[bs] = {added = {}, body = sub(es, p), new = true}
@@ -539,7 +550,7 @@ function keyForm()
   -- upgrade): they join the key's list (count and bound with them: the
   -- union still holds the bucket's cap oldest), e<b> goes back to STUB.
   -- Returns the header ({count, bound, bound as a number}).
-  local function mergeStub(set, bs, cb, eb, hd, es)
+  function mergeStub(set, bs, cb, eb, hd, es)
     local p = match(es, '|()')
     local list = entries(es, p)
     if type(hd) == 'string' then
@@ -563,7 +574,7 @@ function keyForm()
     return hd
   end
 
-  local function addKey(j)
+  function addKey(j)
     local kl = keyList()
     KL, klChanged = kl and kl .. ',' .. js(j) or js(j), true
   end
@@ -575,7 +586,7 @@ function keyForm()
   -- made since, later still), over now + 1.5*ttl while x is recent. Called
   -- where the hash's expiry is refreshed; a pair's keys cost one PEXPIRE each
   -- in ttl/2, not one a transfer.
-  local function refreshKeys(set)
+  function refreshKeys(set)
     local kl = keyList()
     if not kl then return end
     -- Keys all made in this call (the pair's first) have their full time.
@@ -602,15 +613,10 @@ function keyForm()
   end
 
   KF = {ekey = ekey, body = body, addEvidence = addEvidence, moveEvidence = moveEvidence,
-    mergeStub = mergeStub, addKey = addKey, refreshKeys = refreshKeys, STUB = STUB, ettl = ettl}
+    mergeStub = mergeStub, addKey = addKey, refreshKeys = refreshKeys, STUB = STUB, ettl = ettl,
+    score = score, windows = windows, evidence = evidence, amounts = amounts, answer = answer,
+    listedCount = listedCount, refire = refire, hkeys = hkeys}
   return KF
-end
-
--- The alert of the window starting at st if transfer idkey fired it.
-local function refire(st, rec, key)
-  local seq, total, cnt, ft, who = match(rec, '^(%d+):(%d+):(%d+):(%-?%d+):(.*)$')
-  if who ~= key then return nil end
-  return {st, tonumber(total), tonumber(cnt), tonumber(ft), tonumber(seq)}
 end
 
 local function apply(h, s, idkey, tstr, amtstr, ev, alone)
@@ -709,20 +715,21 @@ local function apply(h, s, idkey, tstr, amtstr, ev, alone)
     seen = call('ZSCORE', s, idkey)
   end
   if seen then
-    local ws = windows(score(seen))
+    local R = keyForm()
+    local ws = R.windows(R.score(seen))
     local fields = {}
     for i, st in ipairs(ws) do fields[i] = 'a' .. js(st / g) end
     local recs = hmget(fields)
     local sts, alerts = {}, {}
     for i, rec in ipairs(recs) do
-      local a = rec and refire(ws[i], rec, idkey)
+      local a = rec and R.refire(ws[i], rec, idkey)
       if a then
         sts[#sts + 1] = ws[i]
         alerts[#alerts + 1] = a
       end
     end
     if #alerts == 0 then return {2, 0} end
-    return answer(2, 0, evidence(sts), alerts)
+    return R.answer(2, 0, R.evidence(sts), alerts)
   end
 
   -- Count it: the pair's sequence number, its newest time if this is it,
@@ -792,7 +799,7 @@ local function apply(h, s, idkey, tstr, amtstr, ev, alone)
           if count then del[#del + 1] = 'm' .. jstr end
         end
       else
-        for _, f in ipairs(hkeys()) do
+        for _, f in ipairs(keyForm().hkeys()) do
           local j = match(f, '^[vaemc](%-?%d+)$') -- never tonumber(match(...)): see the header
           if j and tonumber(j) < keep then del[#del + 1] = f end
         end
@@ -871,21 +878,22 @@ local function apply(h, s, idkey, tstr, amtstr, ev, alone)
   if not sts then return 1 end
   -- The window's count of transfers: from its buckets' evidence when they
   -- list every transfer, else from the dedupe set.
-  local ev = evidence(sts, function(j) return j == b or meta[T + j - lowB] > 0 end)
+  local R = keyForm()
+  local ev = R.evidence(sts, function(j) return j == b or meta[T + j - lowB] > 0 end)
   local alerts, aset = {}, {}
   for i, st in ipairs(sts) do
     local sum, cnt = totals[i], 1
     if count then
-      sum, cnt = amounts(st), totals[i]
+      sum, cnt = R.amounts(st), totals[i]
     elseif not single then
-      cnt = listedCount(ev, st) or call('ZCOUNT', s, d(st), '(' .. d(st + size))
+      cnt = R.listedCount(ev, st) or call('ZCOUNT', s, d(st), '(' .. d(st + size))
     end
     aset[#aset + 1] = 'a' .. js(st / g)
     aset[#aset + 1] = seqs .. ':' .. d(sum) .. ':' .. d(cnt) .. ':' .. tstr .. ':' .. idkey
     alerts[i] = {st, sum, cnt, t, seq}
   end
   hset(aset)
-  return answer(1, seq, ev, alerts)
+  return R.answer(1, seq, ev, alerts)
 end
 
 local results = {}
