@@ -160,8 +160,8 @@ func (c *Consumer) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.C
 // applied is a batch in Redis, its alerts and refused records not yet
 // delivered.
 type applied struct {
+	detect.Applied
 	batch []*sarama.ConsumerMessage
-	a     detect.Applied
 }
 
 // apply decodes a batch and applies it to Redis, retrying faults with
@@ -175,7 +175,7 @@ func (c *Consumer) apply(ctx context.Context, batch []*sarama.ConsumerMessage) (
 	for {
 		a, err := c.Detector.Apply(ctx, items)
 		if err == nil {
-			return applied{batch: batch, a: a}, true
+			return applied{Applied: a, batch: batch}, true
 		}
 		if !r.wait(ctx, err) {
 			return applied{}, false
@@ -194,16 +194,16 @@ func (c *Consumer) deliver(ctx context.Context, a applied) bool {
 	for {
 		err := error(nil)
 		if !sent {
-			err = c.Detector.Deliver(ctx, a.a)
+			err = c.Detector.Deliver(ctx, a.Applied)
 			sent = err == nil
 		}
 		if err == nil {
-			err = c.deadLetter(a.batch, a.a.Results)
+			err = c.deadLetter(a.batch, a.Results)
 		}
 		if err == nil {
 			c.Processed.Add(int64(len(a.batch)))
 			c.Batches.Add(1)
-			c.Alerts.Add(int64(len(a.a.Alerts)))
+			c.Alerts.Add(int64(len(a.Alerts)))
 			return true
 		}
 		if !r.wait(ctx, err) {

@@ -152,12 +152,12 @@ end
 -- written by flush too, in either case: {added = {entries}, body = the
 -- whole list before them when rewritten, new = the key is created}.
 local H, C, dirty, whole, expireH, direct, PE
-local KF, keyForm -- the helpers of lists in keys (see keyForm)
+local OP, offPath -- the functions off the common path (see offPath)
 
 local function flush()
   if not H then return end
   if PE then
-    local K = KF
+    local K = OP
     for b, p in pairs(PE) do
       local add = table.concat(p.added)
       if p.new then
@@ -287,12 +287,12 @@ local function keyList()
 end
 
 -- The helpers off the common path (alerts, duplicates, lists in keys, far
--- pruning), made when a call first needs one (KF): a script's functions are
+-- pruning), made when a call first needs one (OP): a script's functions are
 -- closures made again at every call (some 0.1 µs each, 1 µs for one that
 -- reads 40 locals of the script), and most calls (a pair's first transfer,
 -- a warm one that fires nothing) need none of them.
-function keyForm()
-  if KF then return KF end
+function offPath()
+  if OP then return OP end
   -- (declared first: they call one another in any order)
   local ekey, body, appendKey, setHeader, addEvidence, moveEvidence, mergeStub, addKey, refreshKeys
   local score, windows, evidence, amounts, answer, listedCount, entries, refire, hkeys
@@ -612,11 +612,11 @@ function keyForm()
     set[#set + 1] = d(now)
   end
 
-  KF = {ekey = ekey, body = body, addEvidence = addEvidence, moveEvidence = moveEvidence,
+  OP = {ekey = ekey, body = body, addEvidence = addEvidence, moveEvidence = moveEvidence,
     mergeStub = mergeStub, addKey = addKey, refreshKeys = refreshKeys, STUB = STUB, ettl = ettl,
     score = score, windows = windows, evidence = evidence, amounts = amounts, answer = answer,
     listedCount = listedCount, refire = refire, hkeys = hkeys}
-  return KF
+  return OP
 end
 
 local function apply(h, s, idkey, tstr, amtstr, ev, alone)
@@ -715,7 +715,7 @@ local function apply(h, s, idkey, tstr, amtstr, ev, alone)
     seen = call('ZSCORE', s, idkey)
   end
   if seen then
-    local R = keyForm()
+    local R = offPath()
     local ws = R.windows(R.score(seen))
     local fields = {}
     for i, st in ipairs(ws) do fields[i] = 'a' .. js(st / g) end
@@ -767,15 +767,15 @@ local function apply(h, s, idkey, tstr, amtstr, ev, alone)
       -- moves to its own key with the next.
       if c >= 8 or c + 1 >= 2 * cap then
         -- Its next entry would make the list too long for the hash.
-        local K = keyForm()
+        local K = offPath()
         hd = K.moveEvidence(set, bstr, cb, eb, es)
         K.addKey(b)
       end
-    elseif hd and es and es ~= keyForm().STUB then -- (interned strings: one comparison)
-      hd = KF.mergeStub(set, bstr, cb, eb, hd, es)
+    elseif hd and es and es ~= offPath().STUB then -- (interned strings: one comparison)
+      hd = OP.mergeStub(set, bstr, cb, eb, hd, es)
     end
     if hd then
-      keyForm().addEvidence(set, bstr, cb, hd, seqs, t, tstr, ev)
+      offPath().addEvidence(set, bstr, cb, hd, seqs, t, tstr, ev)
     else
       addInline(set, eb, es, seqs, t, tstr, ev)
     end
@@ -799,7 +799,7 @@ local function apply(h, s, idkey, tstr, amtstr, ev, alone)
           if count then del[#del + 1] = 'm' .. jstr end
         end
       else
-        for _, f in ipairs(keyForm().hkeys()) do
+        for _, f in ipairs(offPath().hkeys()) do
           local j = match(f, '^[vaemc](%-?%d+)$') -- never tonumber(match(...)): see the header
           if j and tonumber(j) < keep then del[#del + 1] = f end
         end
@@ -810,7 +810,7 @@ local function apply(h, s, idkey, tstr, amtstr, ev, alone)
         for j in string.gmatch(kl, '[^,]+') do
           local jn = tonumber(j)
           if jn < keep then
-            call('DEL', keyForm().ekey(j))
+            call('DEL', offPath().ekey(j))
             if PE then PE[j] = nil end
             -- (its fields too: an earlier script may have pruned the
             -- bucket's others and moved lo past it)
@@ -847,7 +847,7 @@ local function apply(h, s, idkey, tstr, amtstr, ev, alone)
   elseif created or b > floor(newest / g) or seq % 64 == 1 then
     expireH = true
     call('PEXPIRE', s, ttl)
-    if keyList() then keyForm().refreshKeys(set) end
+    if keyList() then offPath().refreshKeys(set) end
   end
   if klChanged then
     if KL then
@@ -878,7 +878,7 @@ local function apply(h, s, idkey, tstr, amtstr, ev, alone)
   if not sts then return 1 end
   -- The window's count of transfers: from its buckets' evidence when they
   -- list every transfer, else from the dedupe set.
-  local R = keyForm()
+  local R = offPath()
   local ev = R.evidence(sts, function(j) return j == b or meta[T + j - lowB] > 0 end)
   local alerts, aset = {}, {}
   for i, st in ipairs(sts) do
