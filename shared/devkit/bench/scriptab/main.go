@@ -22,6 +22,7 @@ import (
 	"hash/fnv"
 	"math/rand/v2"
 	"os"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -43,6 +44,7 @@ func main() {
 	bsize := flag.Int("batch", 1000, "transfers an Apply")
 	cluster := flag.Bool("cluster", false, "a 3-node Redis Cluster")
 	evidence := flag.Int("cap", 50, "transfers listed per alert (MaxTransactions)")
+	cmdstats := flag.Bool("commands", false, "after each run, the commands the script called: calls and µs a transfer (standalone)")
 	flag.Parse()
 	scripts := flag.Args() // window.lua variants
 	ctx := context.Background()
@@ -92,6 +94,9 @@ func main() {
 				if err != nil {
 					panic(err)
 				}
+				if c, ok := rdb.(*redis.Client); ok {
+					c.ConfigResetStat(ctx)
+				}
 				if err := st.Load(ctx); err != nil {
 					panic(err)
 				}
@@ -100,6 +105,9 @@ func main() {
 				alerts := run(ctx, st, batches)
 				wall := time.Since(t0)
 				c1, u1, k1 := stats(ctx)
+				if *cmdstats {
+					printCommands(ctx, rdb, *n)
+				}
 				fmt.Printf("%6d accounts %-28s cpu %6.2f µs/tx  script %6.2f µs/tx  %5.1f tx/call  %8.0f tx/s  alerts %d\n", acc, sf,
 					(c1-c0)*1e6/float64(*n), float64(u1-u0)/float64(*n), float64(*n)/float64(k1-k0), float64(*n)/wall.Seconds(), alerts)
 			}
@@ -188,4 +196,36 @@ func run(ctx context.Context, st *window.Store, batches [][]transfer.Transfer) i
 	}
 	wg.Wait()
 	return alerts
+}
+
+// printCommands prints INFO commandstats per transfer: how often the script
+// called each command, and the µs Redis spent in it (the script's own Lua
+// work is evalsha's usec less the others').
+func printCommands(ctx context.Context, rdb redis.UniversalClient, n int) {
+	c, ok := rdb.(*redis.Client)
+	if !ok {
+		return
+	}
+	info := redisproc.ParseInfo(c.Info(ctx, "commandstats").Val())
+	var names []string
+	for k := range info {
+		if strings.HasPrefix(k, "cmdstat_") {
+			names = append(names, k)
+		}
+	}
+	sort.Strings(names)
+	for _, k := range names {
+		var calls, usec float64
+		for _, kv := range strings.Split(info[k], ",") {
+			f, v, _ := strings.Cut(kv, "=")
+			x, _ := strconv.ParseFloat(v, 64)
+			switch f {
+			case "calls":
+				calls = x
+			case "usec":
+				usec = x
+			}
+		}
+		fmt.Printf("      %-22s %7.3f calls/tx %7.3f µs/tx\n", strings.TrimPrefix(k, "cmdstat_"), calls/float64(n), usec/float64(n))
+	}
 }
