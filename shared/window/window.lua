@@ -113,6 +113,10 @@
 --     script as "ERR Error compiling script".
 
 -- Locals for the globals used per transfer (a global costs a table lookup).
+-- A number the script knows is a decimal string (its own fields, the
+-- caller's arguments) is read with `s + 0`: one conversion, where
+-- tonumber(s) makes two (it checks, then converts; each a strtod): the
+-- costliest thing a warm transfer did after the Redis calls.
 local call, floor, tonumber, unpack = redis.call, math.floor, tonumber, unpack
 local match, sub, format, gsub = string.match, string.sub, string.format, string.gsub
 
@@ -265,7 +269,7 @@ local function addInline(set, eb, es, seqs, t, tstr, ev)
     return
   end
   local c, m, p = match(es, '^(%d+),(%-?%d+)|()')
-  local cnt, mt = tonumber(c), tonumber(m)
+  local cnt, mt = c + 0, m + 0
   if cnt < cap then
     if t > mt then m = tstr end
   elseif t >= mt then
@@ -497,7 +501,7 @@ function offPath()
     -- transfer.
     if type(hd) == 'string' then
       local c, m = match(hd, '^(%d+),(%-?%d+)$')
-      hd = {tonumber(c), m, tonumber(m)}
+      hd = {c + 0, m, m + 0}
     end
     local cnt, m, mt = hd[1], hd[2], hd[3]
     if cnt < cap then
@@ -555,7 +559,7 @@ function offPath()
     local list = entries(es, p)
     if type(hd) == 'string' then
       local c, m = match(hd, '^(%d+),(%-?%d+)$')
-      hd = {tonumber(c), m, tonumber(m)}
+      hd = {c + 0, m, m + 0}
     end
     local cnt, m, mt = hd[1] + #list, hd[2], hd[3]
     for _, e in ipairs(list) do
@@ -621,9 +625,9 @@ end
 
 local function apply(h, s, idkey, tstr, amtstr, ev, alone)
   use(h, alone)
-  local t = tonumber(tstr)
+  local t = tstr + 0
   -- What the transfer adds to its bucket's total: its amount, or 1.
-  local amt, wstr = tonumber(amtstr), amtstr
+  local amt, wstr = amtstr + 0, amtstr
   if count then amt, wstr = 1, '1' end
   local b = floor(t / g)
   -- The windows holding t start at top, top - slide, ..., low; they cover
@@ -674,7 +678,7 @@ local function apply(h, s, idkey, tstr, amtstr, ev, alone)
 
   -- Late: older than the allowed lateness behind the newest time of the
   -- pair. Nothing changes.
-  local newest = tonumber(meta[1])
+  local newest = meta[1] and meta[1] + 0
   if newest and t < newest - late then
     return {3, newest}
   end
@@ -700,7 +704,7 @@ local function apply(h, s, idkey, tstr, amtstr, ev, alone)
       hdel({'f'})
       created = true
       KL, klRead = nil, true -- a pair seen once has no evidence key
-      local fb = floor(tonumber(ftime) / g)
+      local fb = floor((ftime + 0) / g)
       if ftail ~= '' and fb >= floor((t - late - size) / g) then
         -- The first transfer's evidence, the only one of its bucket (the
         -- pair counted only it), unless this transfer leaves that bucket
@@ -739,7 +743,7 @@ local function apply(h, s, idkey, tstr, amtstr, ev, alone)
   -- its bucket's total and evidence, and what no transfer can reach any more.
   local seq, seqs = 1, '1'
   if meta[3] then
-    seq = tonumber(meta[3]) + 1
+    seq = meta[3] + 1
     seqs = d(seq)
   end
   local advanced = not newest or t > newest
@@ -754,7 +758,7 @@ local function apply(h, s, idkey, tstr, amtstr, ev, alone)
   end
   for k = T, T + highB - lowB do
     local v = meta[k] -- (nil for a bucket after the newest time's: not read)
-    meta[k] = v and tonumber(v) or 0
+    meta[k] = v and v + 0 or 0
   end
   local cur = meta[T + b - lowB]
   -- What the hash is to get (written at once, or in the cache: hset).
@@ -774,7 +778,7 @@ local function apply(h, s, idkey, tstr, amtstr, ev, alone)
     local hd, es = meta[4], meta[6]
     if not hd and es then
       local c = match(es, '^(%d+),') -- never tonumber(match(...)): see the header
-      c = tonumber(c)
+      c = c + 0
       -- A bucket's evidence stays in the hash (e<b>) up to 8 entries (INLINE
       -- in the comments; a literal: each upvalue costs every call), and
       -- moves to its own key with the next.
@@ -795,7 +799,7 @@ local function apply(h, s, idkey, tstr, amtstr, ev, alone)
   end
   if advanced then
     local keep = floor((t - late - size) / g)
-    local lo = tonumber(meta[2])
+    local lo = meta[2] and meta[2] + 0
     if not lo or keep > lo then
       set[#set + 1] = 'lo'
       set[#set + 1] = js(keep)

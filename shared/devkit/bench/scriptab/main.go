@@ -44,6 +44,7 @@ func main() {
 	bsize := flag.Int("batch", 1000, "transfers an Apply")
 	cluster := flag.Bool("cluster", false, "a 3-node Redis Cluster")
 	evidence := flag.Int("cap", 50, "transfers listed per alert (MaxTransactions)")
+	addr := flag.String("addr", "", "a redis-server already running (e.g. under valgrind --tool=callgrind, for instruction counts), no read timeout")
 	cmdstats := flag.Bool("commands", false, "after each run, the commands the script called: calls and µs a transfer (standalone)")
 	flag.Parse()
 	scripts := flag.Args() // window.lua variants
@@ -67,6 +68,10 @@ func main() {
 			}
 			return a, b, c
 		}
+	} else if *addr != "" {
+		c := redis.NewClient(&redis.Options{Addr: *addr, PoolSize: 16, ReadTimeout: -1, WriteTimeout: -1})
+		rdb = c
+		stats = func(ctx context.Context) (float64, int64, int64) { return statsOf(ctx, c) }
 	} else {
 		srv, err := redisproc.Start(ctx, redisproc.Options{})
 		if err != nil {
