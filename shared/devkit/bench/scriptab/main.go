@@ -7,6 +7,17 @@
 //	cd shared/devkit && git show main:shared/window/window.lua > /tmp/before.lua
 //	go run ./bench/scriptab -accounts 10,100,1000,10000 -reps 2 /tmp/before.lua ../window/window.lua
 //
+// Redis CPU moves with the machine's load by 10-30% from run to run; a
+// count of the instructions redis-server runs a transfer does not (valgrind
+// from Debian; -addr gives scriptab a server that is already running):
+//
+//	valgrind --tool=callgrind --callgrind-out-file=/tmp/cg.out redis-server --port 7777 --save '' &
+//	go run ./bench/scriptab -addr 127.0.0.1:7777 -accounts 100 -n 20000 -reps 1 ../window/window.lua
+//	redis-cli -p 7777 shutdown nosave; callgrind_annotate /tmp/cg.out | head -30
+//
+// (the total over n is a transfer's instructions, startup included: a few
+// million; one script a server, so that the totals compare).
+//
 // Each shape is n transfers between `accounts` accounts, like the
 // generator's (times within 5 s, amounts $0.01-$10,000), spread over 8
 // partitions by pair and cut into batches of `batch`, applied by 8 workers
