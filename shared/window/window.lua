@@ -105,7 +105,8 @@
 --   * table.unpack is on neither (Lua 5.1): unpack. cjson is on both;
 --     cmsgpack, bit and struct on Redis only: none is used.
 --   * HKEYS and HGETALL list fields in another order: nothing depends on it.
---   * Alike on both, and relied on: a missing HMGET field is false, an
+--   * Alike on both, and relied on: a string of decimal digits in
+--     arithmetic (s + 0) is that number, a missing HMGET field is false, an
 --     integer reply a number, ZADD NX answers the count added, KEYS and ARGV
 --     hold strings, a number returned becomes an integer (truncated), a
 --     returned array stops at its first nil; redis.status_reply and
