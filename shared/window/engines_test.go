@@ -23,6 +23,8 @@ func TestEnginesAgreeOnTheLuaOfTheScript(t *testing.T) {
 			return string.format('%d', tonumber(s) or tonumber((string.gsub(s, 'e', '.0e', 1))))`},
 		{"score of an ordinary time", `redis.call('ZADD', KEYS[1], '1500771600123', 'n') local s = redis.call('ZSCORE', KEYS[1], 'n')
 			return string.format('%d', tonumber(s) or tonumber((string.gsub(s, 'e', '.0e', 1))))`},
+		{"decimal strings in arithmetic", `local t, m = '1500771600123', '-120000'
+			return {string.format('%d', t + 0), m + 0, ('7' + 0) + 1, math.floor(('1500771600123' + 0) / 120000)}`},
 		{"format %d of large integers", `return string.format('%d|%d|%d', 2^53, -1500771600123, 12500641)`},
 		{"small counts joined", `return (4 + 1) .. ',' .. 7`},
 		{"floor, division, modulo", `return {math.floor(-1 / 120000), math.floor(1500771600123 / 120000), 65 % 64, 1500771600000 / 120000}`},
