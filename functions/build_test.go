@@ -150,9 +150,14 @@ func buildToolchain(t *testing.T, minor string) toolchain {
 	}
 	cmd := exec.Command(goBin, "env", "GOROOT")
 	cmd.Env = cleanEnv("GOTOOLCHAIN=" + version)
-	out, err := cmd.CombinedOutput()
+	// GOROOT from stdout only: the first time, stderr says "go: downloading
+	// go1.N.0 (...)" (on a fresh machine that line once became part of the
+	// path).
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
 	if err != nil {
-		t.Fatalf("GOTOOLCHAIN=%s go env GOROOT (fetches the template's Go through the module proxy): %v\n%s", version, err, out)
+		t.Fatalf("GOTOOLCHAIN=%s go env GOROOT (fetches the template's Go through the module proxy): %v\n%s", version, err, stderr.String())
 	}
 	bin := filepath.Join(strings.TrimSpace(string(out)), "bin")
 	if !fileExists(filepath.Join(bin, "gofmt")) {
