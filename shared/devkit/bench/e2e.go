@@ -243,7 +243,15 @@ func (r *runner) e2eShape(ctx context.Context, accounts int, full bool, set []ru
 	perTick := max(1, int(pace*tickEvery.Seconds()))
 	pcfg := gcfg
 	pcfg.GeneratorTransfers = perTick
-	pgen := generator.New(pcfg.Generator(), in, rand.New(rand.NewPCG(7, 7)), nil)
+	// Its transfers are dated a window and a slide back (within the allowed
+	// lateness): windows the backlog did not touch, so that they fire alerts
+	// of their own at any shape (at 100 accounts every window of the
+	// backlog's time has fired, and `-accounts 100` found no alert to time).
+	back := r.cfg.WindowSize + r.cfg.WindowSlide
+	if back > r.cfg.AllowedLateness {
+		back = 0
+	}
+	pgen := generator.New(pcfg.Generator(), in, rand.New(rand.NewPCG(7, 7)), func() time.Time { return time.Now().Add(-back) })
 	phaseB := map[string]bool{}
 	tick := time.NewTicker(tickEvery)
 	end := time.Now().Add(r.t.paced)
