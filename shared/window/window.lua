@@ -635,8 +635,7 @@ local function apply(h, s, idkey, tstr, amtstr, ev, alone)
   -- buckets lowB to highB, whose totals are read with the pair's state
   -- (field names from ARGV when the caller sent them).
   local top = floor(t / slide) * slide
-  local low = top
-  while low - slide > t - size do low = low - slide end
+  local low = (floor((t - size) / slide) + 1) * slide -- the first start past t - size
   local lowB, highB = low / g, top / g + span - 1
   local inRange = lowB >= B0 and highB < B0 + nb
   local vb = inRange and ARGV[V + b] or 'v' .. d(b)
@@ -757,9 +756,12 @@ local function apply(h, s, idkey, tstr, amtstr, ev, alone)
     for j = b + 1, tb do more[#more + 1] = inRange and ARGV[V + j] or 'v' .. d(j) end
     for i, v in ipairs(hmget(more)) do meta[T + b - lowB + i] = v end
   end
+  local union = 0 -- the total of buckets lowB to highB: every window's at most
   for k = T, T + highB - lowB do
     local v = meta[k] -- (nil for a bucket after the newest time's: not read)
-    meta[k] = v and v + 0 or 0
+    v = v and v + 0 or 0
+    meta[k] = v
+    union = union + v
   end
   local cur = meta[T + b - lowB]
   -- What the hash is to get (written at once, or in the cache: hset).
@@ -880,7 +882,12 @@ local function apply(h, s, idkey, tstr, amtstr, ev, alone)
   -- The total of every window holding the transfer, before and after it.
   -- Totals only grow, so the one transfer that takes a window from at most
   -- the threshold to over it fires that window's alert, whatever order the
-  -- transfers arrive in.
+  -- transfers arrive in. Every such window holds bucket b and lies within
+  -- buckets lowB to highB: none can cross when b's total is over the
+  -- threshold already, or when all of those buckets with this transfer stay
+  -- at most it (most transfers: the windows are summed only when one may
+  -- cross).
+  if cur > thr or union + amt <= thr then return 1 end
   local sts, totals
   for st = top, low, -slide do
     local from = T + st / g - lowB
