@@ -759,9 +759,12 @@ local function apply(h, s, idkey, tstr, amtstr, ev, alone)
   local union = 0 -- the total of buckets lowB to highB: every window's at most
   for k = T, T + highB - lowB do
     local v = meta[k] -- (nil for a bucket after the newest time's: not read)
-    v = v and v + 0 or 0
-    meta[k] = v
-    union = union + v
+    if v then
+      v = v + 0
+      meta[k], union = v, union + v
+    else
+      meta[k] = 0
+    end
   end
   local cur = meta[T + b - lowB]
   -- What the hash is to get (written at once, or in the cache: hset).
