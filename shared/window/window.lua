@@ -748,17 +748,21 @@ local function apply(h, s, idkey, tstr, amtstr, ev, alone)
   end
   local advanced = not newest or t > newest
   -- The bucket totals before this transfer, in place: meta[T + j - lowB]
-  -- is bucket j's (those after b read now, when the pair has a later time).
+  -- is bucket j's, up to the last one read (those after b are read now,
+  -- when the pair has a later time; the rest are empty, made 0 where the
+  -- windows are summed).
   local tb = newest and floor(newest / g)
   if tb and tb > highB then tb = highB end
+  local last = b -- the last bucket read (those after it are empty)
   if tb and tb > b then
     local more = {}
     for j = b + 1, tb do more[#more + 1] = inRange and ARGV[V + j] or 'v' .. d(j) end
     for i, v in ipairs(hmget(more)) do meta[T + b - lowB + i] = v end
+    last = tb
   end
   local union = 0 -- the total of buckets lowB to highB: every window's at most
-  for k = T, T + highB - lowB do
-    local v = meta[k] -- (nil for a bucket after the newest time's: not read)
+  for k = T, T + last - lowB do
+    local v = meta[k]
     if v then
       v = v + 0
       meta[k], union = v, union + v
@@ -891,6 +895,7 @@ local function apply(h, s, idkey, tstr, amtstr, ev, alone)
   -- at most it (most transfers: the windows are summed only when one may
   -- cross).
   if cur > thr or union + amt <= thr then return 1 end
+  for k = T + last - lowB + 1, T + highB - lowB do meta[k] = 0 end
   local sts, totals
   for st = top, low, -slide do
     local from = T + st / g - lowB
