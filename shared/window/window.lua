@@ -206,21 +206,21 @@ end
 -- addEvidence).
 local function hmget(fields)
   if direct then return call('HMGET', H, unpack(fields)) end
-  if not whole then
-    local miss
-    for _, f in ipairs(fields) do
-      if C[f] == nil then
-        miss = miss or {}
-        miss[#miss + 1] = f
-      end
+  local out, miss, at = {}, nil, nil
+  for i, f in ipairs(fields) do
+    local v = C[f]
+    if v == nil and not whole then
+      if not miss then miss, at = {}, {} end
+      miss[#miss + 1], at[#at + 1] = f, i
     end
-    if miss then
-      local got = call('HMGET', H, unpack(miss))
-      for i, f in ipairs(miss) do C[f] = got[i] end
+    out[i] = v or false
+  end
+  if miss then
+    local got = call('HMGET', H, unpack(miss))
+    for k, f in ipairs(miss) do
+      C[f], out[at[k]] = got[k], got[k]
     end
   end
-  local out = {}
-  for i, f in ipairs(fields) do out[i] = C[f] or false end
   return out
 end
 
