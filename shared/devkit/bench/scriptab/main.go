@@ -135,18 +135,24 @@ func statsOf(ctx context.Context, rdb *redis.Client) (float64, int64, int64) {
 	info := redisproc.ParseInfo(rdb.Info(ctx, "cpu", "commandstats").Val())
 	u, _ := strconv.ParseFloat(info["used_cpu_user"], 64)
 	s, _ := strconv.ParseFloat(info["used_cpu_sys"], 64)
-	var usec, calls int64
-	for _, kv := range strings.Split(info["cmdstat_evalsha"], ",") {
+	calls, usec := cmdStat(info["cmdstat_evalsha"])
+	return u + s, usec, calls
+}
+
+// cmdStat reads one command's line of INFO commandstats
+// ("calls=3,usec=40,usec_per_call=13.33,..."): its calls and µs.
+func cmdStat(line string) (calls, usec int64) {
+	for _, kv := range strings.Split(line, ",") {
 		k, v, _ := strings.Cut(kv, "=")
 		x, _ := strconv.ParseInt(v, 10, 64)
-		if k == "usec" {
+		switch k {
+		case "calls":
+			calls = x
+		case "usec":
 			usec = x
 		}
-		if k == "calls" {
-			calls = x
-		}
 	}
-	return u + s, usec, calls
+	return calls, usec
 }
 
 // shape: n transfers over acc accounts, generator-like (time now minus up
@@ -231,17 +237,7 @@ func printCommands(ctx context.Context, rdb redis.UniversalClient, n int) {
 	}
 	sort.Strings(names)
 	for _, k := range names {
-		var calls, usec float64
-		for _, kv := range strings.Split(info[k], ",") {
-			f, v, _ := strings.Cut(kv, "=")
-			x, _ := strconv.ParseFloat(v, 64)
-			switch f {
-			case "calls":
-				calls = x
-			case "usec":
-				usec = x
-			}
-		}
-		fmt.Printf("      %-22s %7.3f calls/tx %7.3f µs/tx\n", strings.TrimPrefix(k, "cmdstat_"), calls/float64(n), usec/float64(n))
+		calls, usec := cmdStat(info[k])
+		fmt.Printf("      %-22s %7.3f calls/tx %7.3f µs/tx\n", strings.TrimPrefix(k, "cmdstat_"), float64(calls)/float64(n), float64(usec)/float64(n))
 	}
 }
