@@ -101,6 +101,18 @@ func Config(role, version string, sec Security) (*sarama.Config, error) {
 	// -> 64,964-67,395 tx/s) but alert latency spikes after it (paced phase
 	// p99 58-102 ms in 5 of 8 runs, against 2-6 ms): not taken.
 	cfg.ChannelBufferSize = 1024
+	// How long the consumer may go without taking a partition's next record
+	// before sarama drops the partition from its broker's fetches and
+	// subscribes it again, which it does in rounds 100 ms apart
+	// (partitionConsumersBatchTimeout): sarama's 100 ms default is shorter than
+	// one batch under a backlog (up to CONSUMER_MAX_BATCH records a partition,
+	// 8 partitions sharing Redis: 100-300 ms), so every backlog ended with
+	// the partitions' records waiting 100 ms in no fetch (make bench's paced
+	// phase right after its backlog: alert latency 51-112 ms for its first
+	// half second, p99 104-115 ms). A partition that really stops taking
+	// records (its sink or Redis failing) still leaves the fetches of the
+	// others within two of these.
+	cfg.Consumer.MaxProcessingTime = time.Second
 
 	// Metadata: retry with backoff while a broker is still coming up.
 	cfg.Metadata.Retry.Max = 5

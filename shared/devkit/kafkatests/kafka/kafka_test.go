@@ -1,11 +1,14 @@
 package kafka_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"log"
 	"net"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -300,4 +303,66 @@ func TestWaitReady(t *testing.T) {
 		t.Errorf("WaitReady returned %v after its context ended", d-700*time.Millisecond)
 	}
 	t.Logf("closed port: %v", err)
+}
+
+// A consumer that takes a partition's records in batches some 300 ms apart
+// (consumer.Consumer under a backlog: up to CONSUMER_MAX_BATCH records a
+// batch, 8 partitions sharing Redis) keeps the partition in its broker's
+// fetches. Past MaxProcessingTime with the partition's buffer full, sarama
+// drops it and subscribes it again in rounds 100 ms apart: with its 100 ms
+// default every backlog ended with records waiting 100 ms in no fetch.
+func TestSlowBatchesKeepTheirFetch(t *testing.T) {
+	logs := &lockedBuffer{}
+	prev := sarama.Logger
+	sarama.Logger = log.New(logs, "", 0)
+	t.Cleanup(func() { sarama.Logger = prev })
+
+	k := startKafka(t, 1, "slow")
+	cfg := mustConfig(t, "consumer", "")
+	batch := cfg.ChannelBufferSize
+	n := 3 * batch
+	produce(t, k.Brokers, cfg, "slow", 0, n, 1)
+	c, err := sarama.NewConsumer(k.Brokers, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc, err := c.ConsumePartition("slow", 0, sarama.OffsetOldest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for got := 0; got < n; {
+		for i := 0; i < batch && got < n; i++ {
+			select {
+			case <-pc.Messages():
+				got++
+			case <-time.After(10 * time.Second):
+				t.Fatalf("%d of %d records in 10 s", got, n)
+			}
+		}
+		time.Sleep(300 * time.Millisecond) // the batch's work
+	}
+	pc.Close()
+	c.Close()
+	if s := logs.String(); strings.Contains(s, "abandoned subscription") {
+		t.Errorf("sarama dropped the partition from its fetches (MaxProcessingTime %s):\n%s", cfg.Consumer.MaxProcessingTime, s)
+	}
+}
+
+// lockedBuffer is a log destination sarama's goroutines may write to
+// while the test reads it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
