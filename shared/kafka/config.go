@@ -99,7 +99,11 @@ func Config(role, version string, sec Security) (*sarama.Config, error) {
 	// at once. 8,192 with batches of up to 8,192 gave warm pairs more
 	// throughput under a backlog (make bench stage 4 at 100 accounts: 53,668
 	// -> 64,964-67,395 tx/s) but alert latency spikes after it (paced phase
-	// p99 58-102 ms in 5 of 8 runs, against 2-6 ms): not taken.
+	// p99 58-102 ms in 5 of 8 runs, against 2-6 ms): not taken. The spikes
+	// were sarama's resubscription (MaxProcessingTime, below); with it
+	// fixed, 8,192 gave no gain on a slower machine (stage 4, 2 runs each:
+	// 100 accounts 24,616 / 27,136 against 23,830 / 24,471 tx/s, 10,000
+	// accounts 48,493 / 47,180 against 48,930 / 59,645).
 	cfg.ChannelBufferSize = 1024
 	// How long the consumer may go without taking a partition's next record
 	// before sarama drops the partition from its broker's fetches and
