@@ -26,6 +26,7 @@ func bench(ctx context.Context, cfg config.Config, log *slog.Logger, args []stri
 	cpuprofile := fs.String("cpuprofile", "", "write one CPU profile per stage into this directory (<stage>.pprof)")
 	stages := fs.String("stages", "", "comma-separated stage numbers to run (default: all), e.g. 4 or 1,2,4")
 	accounts := fs.String("accounts", "", "comma-separated account counts of stage 4 (default 10,100,1000,10000)")
+	script := fs.String("script", "", "a window script `file` to run instead of the built-in one (e.g. shared/devkit/bench/scriptab/floor.lua: the pipeline's ceiling with the least a transfer needs)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -46,8 +47,14 @@ func bench(ctx context.Context, cfg config.Config, log *slog.Logger, args []stri
 	if err != nil || slices.ContainsFunc(shapes, func(n int) bool { return n < 2 }) {
 		return fmt.Errorf("-accounts: want account counts of at least 2, got %q", *accounts)
 	}
+	var src []byte
+	if *script != "" {
+		if src, err = os.ReadFile(*script); err != nil {
+			return fmt.Errorf("-script: %w", err)
+		}
+	}
 	_, err = benchmark.Run(ctx, benchmark.Options{Config: cfg, Long: *long, Cluster: *cluster, Pairs: *pairs,
-		CPUProfileDir: *cpuprofile, Log: log, Stages: only, Accounts: shapes}, os.Stdout)
+		CPUProfileDir: *cpuprofile, Log: log, Stages: only, Accounts: shapes, Script: string(src)}, os.Stdout)
 	return err
 }
 

@@ -50,6 +50,10 @@ import (
 	"github.com/fintrans/fintrans/shared/window"
 )
 
+// builtinScript is window.Script as built, put back after a run with
+// Options.Script.
+var builtinScript = window.Script
+
 // Options tune a run.
 type Options struct {
 	// Config is fintrans's configuration: detection settings, MAX_BATCH,
@@ -76,6 +80,12 @@ type Options struct {
 	// 10, 100, 1000, 10000); the last one is the full shape (consume-only
 	// ceiling, paced latency phase).
 	Accounts []int
+	// Script, when set, is the source of a window script that replaces the
+	// built-in one for the whole run: a variant speaking its protocol, such
+	// as scriptab's floor.lua (the least any exact detection asks of Redis a
+	// transfer), for the pipeline's ceiling with it. A run that finds no
+	// alert in stage 4's paced phase then says so instead of failing.
+	Script string
 	// RedisServer is the redis-server binary (default "redis-server").
 	RedisServer string
 	// Log receives progress messages (default: discarded).
@@ -201,6 +211,10 @@ func Run(ctx context.Context, opts Options, out io.Writer) (Result, error) {
 		opts.Log = slog.New(slog.DiscardHandler)
 	}
 	r := &runner{opts: opts, cfg: opts.Config, out: out, log: opts.Log, t: timings(opts.Long)}
+	if opts.Script != "" {
+		window.Script = redis.NewScript(opts.Script)
+		defer func() { window.Script = builtinScript }()
+	}
 	r.quiet = logging.NewTo(io.Discard, r.cfg)
 	r.res.Long = opts.Long
 
@@ -218,6 +232,9 @@ func Run(ctx context.Context, opts Options, out io.Writer) (Result, error) {
 	r.nServers = st.servers
 	r.printf("fintrans bench: %d CPUs (GOMAXPROCS %d), %s, redis %s %s; %s per stage%s\n",
 		runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.Version(), st.version, where, r.t.stage, map[bool]string{true: " (-long)"}[opts.Long])
+	if opts.Script != "" {
+		r.printf("window script: NOT the built-in one (-script, sha1 %s)\n", window.Script.Hash())
+	}
 	r.printf("config: threshold %s, window %s slide %s, lateness %s, %d synthetic pairs\n",
 		r.cfg.Threshold, r.cfg.WindowSize, r.cfg.WindowSlide, r.cfg.AllowedLateness, opts.Pairs)
 

@@ -18,6 +18,13 @@
 // (the total over n is a transfer's instructions, startup included: a few
 // million; one script a server, so that the totals compare).
 //
+// floor.lua beside this file is the least any exact detection asks of
+// Redis a transfer (one HMGET and one HSET of the pair's state, nothing
+// else): on a given machine, no variant costs less, and `fintrans bench
+// -script` runs the whole pipeline with it for the machine's ceiling:
+//
+//	go run ./bench/scriptab -accounts 100,10000 bench/scriptab/floor.lua ../window/window.lua
+//
 // Each shape is n transfers between `accounts` accounts, like the
 // generator's (times within 5 s, amounts $0.01-$10,000), spread over 8
 // partitions by pair and cut into batches of `batch`, applied by 8 workers
