@@ -10,7 +10,6 @@ package app_test
 // probe must never show the password, in the logs or in any answer.
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -21,7 +20,6 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -35,26 +33,10 @@ import (
 	"github.com/fintrans/fintrans/shared/logging"
 	"github.com/fintrans/fintrans/shared/redistest"
 	"github.com/fintrans/fintrans/shared/server"
+	"github.com/fintrans/fintrans/shared/syncbuf"
 )
 
 const password = "Pa55-w0rd/with:odd@chars"
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // redisLog sends go-redis's internal log lines to a buffer.
 type redisLog struct{ w io.Writer }
@@ -127,7 +109,7 @@ func noSecretRun(t *testing.T, format string) {
 	}))
 	t.Cleanup(ks.Close)
 
-	logs := &lockedBuffer{}
+	logs := &syncbuf.Buffer{}
 	prev := slog.Default()
 	slog.SetDefault(slog.New(slog.NewTextHandler(logs, nil)))
 	t.Cleanup(func() { slog.SetDefault(prev) })
@@ -334,7 +316,7 @@ func TestNoSinkCredentialsInLogsOrAnswers(t *testing.T) {
 	t.Cleanup(ks.Close)
 	target := strings.Replace(ks.URL, "http://", "http://gw:"+sinkPassword+"@", 1)
 	srv := redistest.Start(t)
-	logs := &lockedBuffer{}
+	logs := &syncbuf.Buffer{}
 	cfg, err := config.FromMap(map[string]string{"REDIS_URL": srv.URL, "K_SINK": target, "LOG_LEVEL": "debug", "GENERATOR_TRANSFERS": "3"})
 	if err != nil {
 		t.Fatal(err)

@@ -1,27 +1,14 @@
 package replay_test
 
 import (
-	"bytes"
 	"io"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/fintrans/fintrans/shared/replay"
+	"github.com/fintrans/fintrans/shared/syncbuf"
 )
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-func (l *lockedBuffer) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
 
 // slowReader hands out its data in small pieces, one every few milliseconds.
 type slowReader struct{ data []byte }
@@ -38,7 +25,7 @@ func (s *slowReader) Read(b []byte) (int, error) {
 
 func TestProgressShowsLinesRateAndPercent(t *testing.T) {
 	input := strings.Repeat("2017-07-23T01:06:47Z;66;26;7810\n", 200) // 6,400 bytes
-	out := &lockedBuffer{}
+	out := &syncbuf.Buffer{}
 	p := replay.NewProgress(&slowReader{data: []byte(input)}, int64(len(input)), out, 20*time.Millisecond)
 	if _, err := io.Copy(io.Discard, p); err != nil {
 		t.Fatal(err)

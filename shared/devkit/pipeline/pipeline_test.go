@@ -1,7 +1,6 @@
 package pipeline_test
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"log/slog"
@@ -19,22 +18,10 @@ import (
 	"github.com/fintrans/fintrans/shared/generator"
 	"github.com/fintrans/fintrans/shared/kafka"
 	"github.com/fintrans/fintrans/shared/redistest"
+	"github.com/fintrans/fintrans/shared/syncbuf"
 	"github.com/fintrans/fintrans/shared/transfer"
 	"github.com/fintrans/fintrans/shared/window/flinkref"
 )
-
-// syncBuffer is the viewer's stdout.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
 // TestEndToEnd runs the whole pipeline over the Kafka protocol (kfake, driven
 // by sarama) and a real redis-server: every injected episode is alerted, the
@@ -56,7 +43,7 @@ func TestEndToEnd(t *testing.T) {
 	var mu sync.Mutex
 	var episodes []generator.Episode
 	produced := 0
-	out := &syncBuffer{}
+	out := &syncbuf.Buffer{}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	p, err := pipeline.Start(context.Background(), cfg, log, pipeline.Options{
 		Out: out, Listen: "127.0.0.1:0",

@@ -16,6 +16,7 @@ import (
 	"github.com/fintrans/fintrans/shared/devkit/pipeline"
 	"github.com/fintrans/fintrans/shared/generator"
 	"github.com/fintrans/fintrans/shared/redistest"
+	"github.com/fintrans/fintrans/shared/syncbuf"
 )
 
 // TestStatusSaysEpisodesAreCaught runs the default (realistic) profile: the
@@ -37,7 +38,7 @@ func TestStatusSaysEpisodesAreCaught(t *testing.T) {
 	}
 	var mu sync.Mutex
 	episodes, produced := 0, 0
-	status := &syncBuffer{}
+	status := &syncbuf.Buffer{}
 	p, err := pipeline.Start(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), pipeline.Options{
 		Out: io.Discard, Status: status, StatusEvery: 300 * time.Millisecond, Listen: "127.0.0.1:0",
 		OnTick: func(pr generator.Produced) {

@@ -1,14 +1,12 @@
 package kafka_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"log"
 	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,6 +16,7 @@ import (
 	cloudevents "github.com/cloudevents/sdk-go/v2/event"
 
 	"github.com/fintrans/fintrans/shared/kafka"
+	"github.com/fintrans/fintrans/shared/syncbuf"
 )
 
 func TestConfigSettings(t *testing.T) {
@@ -312,7 +311,7 @@ func TestWaitReady(t *testing.T) {
 // drops it and subscribes it again in rounds 100 ms apart: with its 100 ms
 // default every backlog ended with records waiting 100 ms in no fetch.
 func TestSlowBatchesKeepTheirFetch(t *testing.T) {
-	logs := &lockedBuffer{}
+	logs := &syncbuf.Buffer{}
 	prev := sarama.Logger
 	sarama.Logger = log.New(logs, "", 0)
 	t.Cleanup(func() { sarama.Logger = prev })
@@ -346,23 +345,4 @@ func TestSlowBatchesKeepTheirFetch(t *testing.T) {
 	if s := logs.String(); strings.Contains(s, "abandoned subscription") {
 		t.Errorf("sarama dropped the partition from its fetches (MaxProcessingTime %s):\n%s", cfg.Consumer.MaxProcessingTime, s)
 	}
-}
-
-// lockedBuffer is a log destination sarama's goroutines may write to
-// while the test reads it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

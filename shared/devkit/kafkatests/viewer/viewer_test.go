@@ -1,7 +1,6 @@
 package viewer_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -27,30 +26,10 @@ import (
 	"github.com/fintrans/fintrans/shared/kafka"
 	"github.com/fintrans/fintrans/shared/money"
 	"github.com/fintrans/fintrans/shared/sink"
+	"github.com/fintrans/fintrans/shared/syncbuf"
 	"github.com/fintrans/fintrans/shared/transfer"
 	"github.com/fintrans/fintrans/shared/viewer"
 )
-
-// syncBuffer is an io.Writer safe for the viewer's concurrent claims.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-// Take returns what was written since the last Take.
-func (s *syncBuffer) Take() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := s.b.String()
-	s.b.Reset()
-	return out
-}
 
 type rig struct {
 	k       *embeddedkafka.Kafka
@@ -58,8 +37,8 @@ type rig struct {
 	alerts  *sink.Kafka
 	raw     sarama.SyncProducer
 	cfg     config.Config
-	out     *syncBuffer
-	logs    *syncBuffer
+	out     *syncbuf.Buffer
+	logs    *syncbuf.Buffer
 	v       *viewer.Viewer
 	handler http.Handler
 }
@@ -91,7 +70,7 @@ func newRig(t *testing.T, logFormat string) *rig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &rig{k: k, kc: kc, alerts: s, raw: raw, cfg: cfg, out: &syncBuffer{}, logs: &syncBuffer{}}
+	r := &rig{k: k, kc: kc, alerts: s, raw: raw, cfg: cfg, out: &syncbuf.Buffer{}, logs: &syncbuf.Buffer{}}
 	r.v = viewer.New(viewerConfig(cfg, k.Brokers), vc, r.out, slog.New(slog.NewTextHandler(r.logs, nil)))
 	t.Cleanup(func() { r.v.Close() })
 	r.handler = &viewer.Handler{Viewer: r.v}
@@ -243,7 +222,7 @@ func TestDrainCommitsForANewViewer(t *testing.T) {
 	// A new viewer (a restart: empty memory) in the same group starts after
 	// the committed offsets.
 	vc, _ := kafka.Config("viewer", "", kafka.Security{})
-	out := &syncBuffer{}
+	out := &syncbuf.Buffer{}
 	v2 := viewer.New(viewerConfig(r.cfg, r.k.Brokers), vc, out, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	defer v2.Close()
 	r.send(t, alert("3", "4", base, 6000_00, 5000_00))
@@ -448,7 +427,7 @@ func TestWiring(t *testing.T) {
 	cfg := r.cfg
 	cfg.KafkaBrokers = r.k.Brokers
 	cfg.ViewerGroup = "other-viewer"
-	out := &syncBuffer{}
+	out := &syncbuf.Buffer{}
 	v, err := app.New(context.Background(), "viewer", cfg, log, app.WithOutput(out))
 	if err != nil {
 		t.Fatal(err)
@@ -487,7 +466,7 @@ func TestViewerTokenProtectsAlertData(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &syncBuffer{}
+	logs := &syncbuf.Buffer{}
 	v, err := app.New(context.Background(), "viewer", cfg, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})), app.WithOutput(io.Discard))
 	if err != nil {
 		t.Fatal(err)
