@@ -1,6 +1,7 @@
 // Package syncbuf is a bytes.Buffer that goroutines may write to while
 // another reads it: the logs and output a test captures from servers,
-// consumers and clients it runs.
+// consumers and clients it runs. Test tooling: only tests import it (no
+// function image links it).
 package syncbuf
 
 import (
