@@ -52,6 +52,7 @@ import (
 
 	"github.com/fintrans/fintrans/shared/devkit/embeddedkafka"
 	"github.com/fintrans/fintrans/shared/redistest"
+	"github.com/fintrans/fintrans/shared/syncbuf"
 )
 
 // configVars are fintrans's environment variables; the host's values are
@@ -303,21 +304,10 @@ func copyFollowingSymlinks(src, dst string, depth int) error {
 // process is a running function binary.
 type process struct {
 	url string
-	mu  sync.Mutex
-	out bytes.Buffer
+	out syncbuf.Buffer // its stdout and stderr
 }
 
-func (p *process) Write(b []byte) (int, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.out.Write(b)
-}
-
-func (p *process) logs() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.out.String()
-}
+func (p *process) logs() string { return p.out.String() }
 
 // upstreamAddr is where the template's main.go listens (":8082", fixed)
 // and where of-watchdog forwards requests (upstream_url).
@@ -340,8 +330,8 @@ func start(t *testing.T, dir string, env ...string) *process {
 		"fprocess=./handler", "mode=http", "upstream_url=http://" + upstreamAddr, "prefix_logs=false",
 		"read_timeout=60s", "write_timeout=60s", "healthcheck_interval=100ms",
 	}, env...)...)
-	cmd.Stdout = p
-	cmd.Stderr = p
+	cmd.Stdout = &p.out
+	cmd.Stderr = &p.out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
